@@ -1,0 +1,196 @@
+"""The qvaf intermediate representation.
+
+Two levels, one op enum:
+
+* the **network graph**: a ``networkx.DiGraph`` whose nodes carry immutable records
+  (:class:`InputNode`, :class:`KanNode`, :class:`LinearNode`, :class:`OutputNode`) under the
+  node attribute ``"op"``, chained input -> layers -> output; the graph attribute
+  ``"params"`` holds the :class:`ParamSpec` table and ``"name"`` the model's name.
+* the **circuit IR** inside each :class:`KanNode`: a :class:`Circuit` of single-qubit
+  :class:`GateOp` records whose angles are symbolic :mod:`~qvaf.compiler.expr` expressions of
+  the edge's parameters and of the edge input ``x``, possibly wrapped in :class:`LoopOp`
+  (before unrolling) or gathered into :class:`FusedOp` blocks (data-free stretches).
+
+networkx is only the container: every record is a frozen dataclass, passes build new records.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Union
+
+from .expr import Expr
+
+
+class Op(enum.Enum):
+    """Every operation the IR knows, graph nodes and gates alike."""
+
+    # network graph
+    INPUT = "input"
+    KAN = "kan"
+    LINEAR = "linear"
+    OUTPUT = "output"
+    # circuit structure
+    LOOP = "loop"
+    FUSED = "fused"
+    # named gates (canonicalised away into rotations by a pass)
+    H = "h"
+    X = "x"
+    Y = "y"
+    Z = "z"
+    S = "s"
+    SDG = "sdg"
+    T = "t"
+    TDG = "tdg"
+    SX = "sx"
+    PHASE = "phase"
+    U3 = "u3"
+    # rotations exp(-i angle sigma / 2): what every gate becomes, up to global phase
+    RX = "rx"
+    RY = "ry"
+    RZ = "rz"
+
+
+#: Number of angle arguments each gate takes.
+GATE_ARITY = {
+    Op.H: 0, Op.X: 0, Op.Y: 0, Op.Z: 0, Op.S: 0, Op.SDG: 0, Op.T: 0, Op.TDG: 0, Op.SX: 0,
+    Op.PHASE: 1, Op.U3: 3, Op.RX: 1, Op.RY: 1, Op.RZ: 1,
+}
+ROTATIONS = {Op.RX: "x", Op.RY: "y", Op.RZ: "z"}
+ROTATION_OF_AXIS = {"x": Op.RX, "y": Op.RY, "z": Op.RZ}
+#: Readouts: Pauli expectations, and the reference's non-physical |alpha| - |beta|.
+OBSERVABLES = ("z", "x", "y", "inspired")
+
+
+@dataclass(frozen=True)
+class GateOp:
+    """One gate; ``angles`` has ``GATE_ARITY[op]`` expressions."""
+
+    op: Op
+    angles: tuple[Expr, ...] = ()
+    span: object = field(default=None, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class LoopOp:
+    """``for var in start..stop { body }`` with integer bounds known at compile time."""
+
+    var: str
+    start: int
+    stop: int
+    body: tuple["CircuitOp", ...]
+    op: Op = field(default=Op.LOOP, init=False)
+
+
+@dataclass(frozen=True)
+class FusedOp:
+    """A data-free stretch of rotations applied as one SO(3) matrix per edge.
+
+    The matrix depends only on parameters: backends compute it once per call per edge.
+    """
+
+    gates: tuple[GateOp, ...]
+    op: Op = field(default=Op.FUSED, init=False)
+
+
+CircuitOp = Union[GateOp, LoopOp, FusedOp]
+
+
+@dataclass(frozen=True)
+class Circuit:
+    """A single-qubit circuit started in |0>, applied left to right, then read out.
+
+    ``params`` names the per-edge tensors the angles refer to (keys into the owning kan
+    node's parameter dict) with their per-edge shapes.
+    """
+
+    ops: tuple[CircuitOp, ...]
+    observable: str = "z"
+    params: tuple[tuple[str, tuple[int, ...]], ...] = ()
+
+
+@dataclass(frozen=True)
+class Init:
+    """A parameter initialiser: ``constant(v)``, ``normal(mu, sigma)``, ``uniform(a, b)``,
+    ``xavier()``, ``zeros()``, ``ones()``."""
+
+    kind: str
+    args: tuple[float, ...] = ()
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One row of the parameter table.
+
+    ``owner`` is the graph node that reads it (``"layer0"``); ``name`` is its key in that
+    layer's dict (``"theta"``, ``"postact_weight"``, ``"weight"``). ``shape`` is the full
+    array shape (per-edge tensors carry the leading ``[out, in]`` or ``[groups]`` axes).
+    ``grow`` is the fill value for slots added by layer extension (None: cannot grow).
+    """
+
+    owner: str
+    name: str
+    shape: tuple[int, ...]
+    init: Init
+    trainable: bool
+    grow: float | None = None
+
+    @property
+    def path(self) -> str:
+        return f"{self.owner}.{self.name}"
+
+
+@dataclass(frozen=True)
+class InputNode:
+    width: int
+    op: Op = field(default=Op.INPUT, init=False)
+
+
+@dataclass(frozen=True)
+class KanNode:
+    """A KAN layer: ``out * in`` edges, each a copy of ``kernel`` with its own parameters
+    (or, with ``group = g``, edge (o, i) reading group ``i mod g``).
+
+    Layer output, with mask m, post-activation weight a and bias c, base weight beta::
+
+        y_j = sum_i m_ji [ (phi_ji(x_i) + c_ji) a_ji + beta_ji base(x_i) ]
+
+    ``postact_weight``/``postact_bias`` False drop a (= 1) or c (= 0); ``base`` "none" drops
+    the base term.
+    """
+
+    name: str
+    in_width: int
+    out_width: int
+    kernel: Circuit
+    ansatz: str
+    ansatz_args: tuple[tuple[str, object], ...]
+    base: str = "silu"
+    postact_weight: bool = False
+    postact_bias: bool = False
+    group: int | None = None
+    op: Op = field(default=Op.KAN, init=False)
+
+    @property
+    def edges(self) -> int:
+        return self.in_width * self.out_width
+
+
+@dataclass(frozen=True)
+class LinearNode:
+    """``y = x W^T + b`` with ``weight`` of shape [out, in] and ``bias`` of shape [out]."""
+
+    name: str
+    in_width: int
+    out_width: int
+    op: Op = field(default=Op.LINEAR, init=False)
+
+
+@dataclass(frozen=True)
+class OutputNode:
+    width: int
+    op: Op = field(default=Op.OUTPUT, init=False)
+
+
+GraphNode = Union[InputNode, KanNode, LinearNode, OutputNode]
