@@ -103,11 +103,25 @@ class Circuit:
 
     ``params`` names the per-edge tensors the angles refer to (keys into the owning kan
     node's parameter dict) with their per-edge shapes.
+
+    ``constants`` holds the ansatz's compile-time constants (``const w[reps] = 1.0``): name
+    and value, a float for a scalar or nested tuples of floats with the declared shape
+    (``numpy.asarray(value)`` gives the array). Angles refer to them with :class:`ParamRef`
+    like to parameters, but they are not arrays of the network: the ``inline_constants`` pass
+    replaces every reference by its value. A backend that runs a circuit before that pass can
+    also look them up with :meth:`constant_arrays`.
     """
 
     ops: tuple[CircuitOp, ...]
     observable: str = "z"
     params: tuple[tuple[str, tuple[int, ...]], ...] = ()
+    constants: tuple[tuple[str, object], ...] = ()
+
+    def constant_arrays(self) -> dict:
+        """The compile-time constants as float64 numpy arrays, keyed by name."""
+        import numpy as np
+
+        return {name: np.asarray(value, dtype=np.float64) for name, value in self.constants}
 
 
 @dataclass(frozen=True)
