@@ -1,0 +1,30 @@
+"""The qvaf compiler: lowering (AST -> IR graph), passes, verification and analyses.
+
+Pipeline stages, each in its own module::
+
+    lower.py     lower_model / lower_ansatz: checked AST -> networkx graph of IR records (ir.py)
+    passes.py    PIPELINE of pure graph -> graph passes, run_pipeline
+    verify.py    verify(graph): the IR's invariants
+    analysis.py  stats (per-layer counts, frequency spectrum), unused_params
+    backends/    executors of the IR (jax, reference, ...)
+"""
+
+from .analysis import LayerStats, UnusedParam, stats, unused_params
+from .errors import CompileError, IRError
+from .lower import lower_ansatz, lower_model
+from .passes import PIPELINE, run_pipeline
+from .verify import verify
+
+__all__ = [
+    "CompileError",
+    "IRError",
+    "LayerStats",
+    "PIPELINE",
+    "UnusedParam",
+    "lower_ansatz",
+    "lower_model",
+    "run_pipeline",
+    "stats",
+    "unused_params",
+    "verify",
+]

@@ -3,17 +3,26 @@
 from __future__ import annotations
 
 from qvaf.dsl.ast import Span
-from qvaf.dsl.errors import QvafError
+from qvaf.dsl.errors import Diagnostic, QvafError
 
 
 class CompileError(QvafError):
     """A spec cannot be lowered: an unknown model or ansatz, a bad argument or override, a
-    value that is not a compile-time constant. ``span`` points at the offending source."""
+    value that is not a compile-time constant.
 
-    def __init__(self, message: str, span: Span | None = None):
-        self.span = span
+    Attributes:
+        message: what is wrong.
+        span: where in the spec (None for values passed from Python).
+        diagnostic: the same as a :class:`~qvaf.dsl.errors.Diagnostic` (``render()`` shows
+            the source line with a caret when it is known).
+    """
+
+    def __init__(self, message: str, span: Span | None = None, source_line: str | None = None,
+                 hint: str | None = None):
         self.message = message
-        super().__init__(f"{span}: error: {message}" if span is not None else message)
+        self.span = span
+        self.diagnostic = Diagnostic("error", message, span, source_line, hint)
+        super().__init__(self.diagnostic.render())
 
 
 class IRError(QvafError):
