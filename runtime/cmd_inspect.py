@@ -1,0 +1,182 @@
+"""``qvaf inspect``: what the compiler makes of a spec, layer by layer.
+
+    qvaf inspect SPEC [--model NAME | --ansatz NAME] [--arg K=V ...]
+                      [--ansatz-arg [LAYER:]K=V ...] [--dump-ir]
+
+For every model of the spec (or the one chosen) it prints one row per layer: edges, gates
+before and after the optimisation passes, kernel ops after fusion, data re-uploads, trainable
+and fixed parameter counts, and the highest frequency the activation can contain. A spec
+with no model inspects each ansatz as a 1 -> 1 network. ``--dump-ir`` first prints the IR as
+lowered and after every pass. Parameters the optimised circuits never read are reported as
+warnings on stderr, with the spec's own warnings.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from dataclasses import replace
+
+from qvaf.dsl.errors import QvafError
+
+LEGEND = (
+    "gates: before -> after the passes; ops: kernel steps per edge after fusion (a fused block "
+    "is one); uploads: data-dependent rotations; trainable/fixed: scalars; max freq: highest "
+    "frequency in x of an edge's activation"
+)
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*([eE][+-]?\d+)?|\.\d+([eE][+-]?\d+)?)")
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "inspect",
+        help="show per-layer statistics of a spec after compilation",
+        description=__doc__.split("\n\n")[0],
+    )
+    p.add_argument("spec", metavar="SPEC", help="a .qvaf file")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--model", metavar="NAME", help="inspect only this model (default: every model)")
+    which.add_argument("--ansatz", metavar="NAME", help="inspect this ansatz alone, as a 1 -> 1 network")
+    p.add_argument("--arg", action="append", default=[], metavar="K=V",
+                   help="model argument (ansatz argument with --ansatz); repeatable")
+    p.add_argument("--ansatz-arg", action="append", default=[], metavar="[LAYER:]K=V",
+                   help="override an ansatz argument of every kan layer, or of LAYER (e.g. layer1:reps=5)")
+    p.add_argument("--dump-ir", action="store_true", help="print the IR as lowered and after each pass")
+    p.set_defaults(run=run)
+
+
+def _value(text: str):
+    if re.fullmatch(r"[+-]?\d+", text):
+        return int(text)
+    if _NUMBER.fullmatch(text):
+        return float(text)
+    return text
+
+
+def _pair(item: str, flag: str) -> tuple[str, object]:
+    key, sep, value = item.partition("=")
+    key = key.strip()
+    if not sep or not key or not value.strip():
+        raise QvafError(f"{flag} expects K=V, got {item!r}")
+    return key, _value(value.strip())
+
+
+def parse_args(items, flag="--arg") -> dict:
+    out = {}
+    for item in items:
+        k, v = _pair(item, flag)
+        out[k] = v
+    return out
+
+
+def parse_overrides(items) -> dict[str, dict]:
+    out: dict[str, dict] = {}
+    for item in items:
+        layer, colon, rest = item.partition(":")
+        if not colon or "=" in layer:
+            layer, rest = "*", item
+        k, v = _pair(rest, "--ansatz-arg")
+        out.setdefault(layer.strip(), {})[k] = v
+    return out
+
+
+def _targets(program, opts) -> list[tuple[str, str]]:
+    if opts.ansatz:
+        return [("ansatz", opts.ansatz)]
+    if opts.model:
+        return [("model", opts.model)]
+    if program.models:
+        return [("model", m) for m in program.models]
+    if program.ansatze:
+        return [("ansatz", a) for a in program.ansatze]
+    raise QvafError(f"{program.path}: no model or ansatz to inspect")
+
+
+def _cell(row, attr):
+    v = getattr(row, attr)
+    return "-" if v is None else str(v)
+
+
+def format_table(rows) -> list[str]:
+    """The per-layer table; footnotes for frequencies that have no number."""
+    head = ["layer", "kind", "ansatz", "in->out", "edges", "gates", "ops", "uploads",
+            "trainable", "fixed", "max freq"]
+    body, notes = [], []
+    for r in rows:
+        if r.kind == "kan":
+            gates = f"{r.gates_before} -> {r.gates_after}"
+            if r.max_frequency is not None:
+                freq = r.frequency_text
+            else:
+                freq = f"[{len(notes) + 1}]"
+                notes.append(f"  [{len(notes) + 1}] {r.layer}: {r.frequency_note}")
+        else:
+            gates, freq = "-", "-"
+        body.append([r.layer, r.kind, r.ansatz or "-", f"{r.in_width}->{r.out_width}", str(r.edges), gates,
+                     _cell(r, "ops_after"), _cell(r, "reuploads"), str(r.trainable), str(r.fixed), freq])
+    body.append(["total", "", "", "", str(sum(r.edges for r in rows if r.kind == "kan")), "", "", "",
+                 str(sum(r.trainable for r in rows)), str(sum(r.fixed for r in rows)), ""])
+    widths = [max(len(line[i]) for line in [head] + body) for i in range(len(head))]
+    left = {0, 1, 2}
+
+    def fmt(cells):
+        return "  ".join(c.ljust(w) if i in left else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+
+    return [fmt(head)] + [fmt(b) for b in body] + notes
+
+
+def _ansatz_label(rec) -> str:
+    args = ",".join(f"{k}={v}" for k, v in rec.ansatz_args)
+    return f"{rec.ansatz}({args})" if args else rec.ansatz
+
+
+def run(opts, out=None, err=None) -> int:
+    from qvaf.compiler.analysis import stats, unused_params
+    from qvaf.compiler.lower import lower_ansatz, lower_model
+    from qvaf.compiler.passes import run_pipeline
+    from qvaf.compiler.printer import format_graph
+    from qvaf.dsl import load_program
+
+    out = out or sys.stdout
+    err = err or sys.stderr
+    program = load_program(opts.spec)
+    args = parse_args(opts.arg)
+    overrides = parse_overrides(opts.ansatz_arg)
+    if overrides and opts.ansatz:
+        raise QvafError("--ansatz-arg applies to models; with --ansatz use --arg")
+    for d in program.warnings:
+        print(d.render(), file=err)
+    first = True
+    for kind, name in _targets(program, opts):
+        if kind == "model":
+            graph = lower_model(program, name, args, overrides)
+        else:
+            graph = lower_ansatz(program, name, args)
+        if not first:
+            print(file=out)
+        first = False
+        in_w = graph.nodes["input"]["op"].width
+        out_w = graph.nodes["output"]["op"].width
+        margs = graph.graph.get("model_args") or {}
+        shown = f"({', '.join(f'{k}={v}' for k, v in margs.items())})" if margs else ""
+        print(f"{kind} {name}{shown}: {in_w} -> {out_w}", file=out)
+
+        def dump(stage, g):
+            print(f"--- IR after {stage} ---", file=out)
+            print(format_graph(g), file=out)
+
+        if opts.dump_ir:
+            dump("lowering", graph)
+        optimized = run_pipeline(graph, dump=dump if opts.dump_ir else None, verify_each=True)
+        rows = stats(graph, optimized)
+        rows = [r if r.kind != "kan" else _label(r, graph.nodes[r.layer]["op"]) for r in rows]
+        for line in format_table(rows):
+            print(line, file=out)
+        for u in unused_params(optimized):
+            print(f"warning: {kind} {name}: {u.message()}", file=err)
+    print(LEGEND, file=out)
+    return 0
+
+
+def _label(row, rec):
+    return replace(row, ansatz=_ansatz_label(rec))
