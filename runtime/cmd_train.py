@@ -1,0 +1,282 @@
+"""``qvaf train``, ``qvaf eval``, ``qvaf plot``, ``qvaf tasks`` and ``qvaf demo``.
+
+Examples::
+
+    qvaf train specs/models/regression.qvaf --task toy_expsin --steps 2000 --out runs/expsin
+    qvaf train --resume --out runs/expsin --steps 4000
+    qvaf eval runs/expsin --json
+    qvaf plot runs/expsin
+    qvaf demo --out runs/demo
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+from qvaf.dsl.errors import QvafError
+
+#: training options: CLI flag -> TrainConfig field
+_TRAIN_FLAGS = {
+    "steps": "steps", "batch": "batch_size", "optimizer": "optimizer", "lr": "lr", "schedule": "schedule",
+    "warmup": "warmup_steps", "weight_decay": "weight_decay", "clip": "clip_norm", "patience": "patience",
+    "eval_every": "eval_every", "log_every": "log_every", "checkpoint_every": "checkpoint_every",
+    "extend": "extend", "seed": "seed", "lbfgs_memory": "lbfgs_memory",
+}
+
+
+def add_parser(subparsers) -> None:
+    """Register ``train``, ``eval``, ``plot``, ``tasks`` and ``demo``."""
+    p = subparsers.add_parser("train", help="train a model of a spec on a task, with checkpoints",
+                              description="Train a model of a spec on a task; checkpoints go to --out.")
+    p.add_argument("spec", nargs="?", help="a .qvaf file or a bundled model name (omit with --resume)")
+    p.add_argument("--task", help="task name (`qvaf tasks` lists them), or idx:DIR, csv:PATH, npz:PATH")
+    p.add_argument("--model", help="model of the spec to train (default: its only model)")
+    p.add_argument("--arg", action="append", default=[], metavar="NAME=VALUE", help="model argument (repeatable)")
+    p.add_argument("--steps", type=int, help="optimizer steps (default 1000)")
+    p.add_argument("--batch", type=int, help="minibatch size (default 256; 0 = full batch)")
+    p.add_argument("--optimizer", help="adam | adamw | lbfgs, or phases like adam:0,lbfgs:500 (default adam)")
+    p.add_argument("--lr", type=float, help="peak learning rate (default 1e-2; not for lbfgs)")
+    p.add_argument("--schedule", help="constant | cosine | warmup_cosine | exponential (default constant)")
+    p.add_argument("--warmup", type=int, help="warmup steps for warmup_cosine")
+    p.add_argument("--weight-decay", type=float, help="AdamW weight decay (default 1e-4)")
+    p.add_argument("--clip", type=float, help="clip gradients to this global norm")
+    p.add_argument("--patience", type=int, help="early stopping after this many evaluations without improvement")
+    p.add_argument("--eval-every", type=int, help="evaluate on the validation split every N steps (default 100)")
+    p.add_argument("--log-every", type=int, help="steps per progress update (default 25)")
+    p.add_argument("--checkpoint-every", type=int, help="checkpoint every N steps (default: each evaluation)")
+    p.add_argument("--lbfgs-memory", type=int, help="L-BFGS history size (default 10)")
+    p.add_argument("--extend", metavar="SCHEDULE", help="layer extension: reps:step,... e.g. 1:0,5:200,10:400")
+    p.add_argument("--seed", type=int, help="seed of initialisation and batch order (default 0)")
+    p.add_argument("--dtype", choices=["float32", "float64"], help="compute dtype (default float32)")
+    _add_data_flags(p)
+    p.add_argument("--out", help="run directory (default runs/MODEL-TASK)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
+    _add_output_flags(p)
+    p.set_defaults(run=run_train)
+
+    p = subparsers.add_parser("eval", help="evaluate a saved run on a task split")
+    p.add_argument("checkpoint", help="a run directory or a checkpoint directory")
+    p.add_argument("--task", help="task (default: the run's own)")
+    p.add_argument("--split", choices=["train", "val", "test"], default="test")
+    p.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    p.set_defaults(run=run_eval)
+
+    p = subparsers.add_parser("plot", help="plot a saved run: learned activations and training curves")
+    p.add_argument("checkpoint", help="a run directory or a checkpoint directory")
+    p.add_argument("--out", help="folder for the PNGs (default RUN/plots)")
+    p.add_argument("--json", action="store_true", help="print the written files as JSON")
+    p.set_defaults(run=run_plot)
+
+    p = subparsers.add_parser("tasks", help="list the built-in tasks")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=run_tasks)
+
+    p = subparsers.add_parser("demo", help="compile, train, evaluate and plot a small QKAN in seconds")
+    p.add_argument("--out", default=None, help="run directory (default runs/demo)")
+    p.add_argument("--steps", type=int, default=600, help="training steps (default 600)")
+    _add_output_flags(p)
+    p.set_defaults(run=run_demo)
+
+
+def _add_data_flags(p) -> None:
+    p.add_argument("--data-seed", type=int, help="seed of data generation and splits (default 0)")
+    p.add_argument("--n-train", type=int, help="training samples for formula tasks (default 1000)")
+    p.add_argument("--target-col", type=int, help="target column of a csv: task (default -1, the last)")
+    p.add_argument("--classify", action="store_true", default=None,
+                   help="treat csv:/npz: targets as class labels")
+
+
+def _add_output_flags(p) -> None:
+    p.add_argument("--json", action="store_true", help="machine-readable JSON lines on stdout")
+    p.add_argument("--quiet", action="store_true", help="no progress bar, no summary text")
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _parse_value(text: str):
+    for conv in (int, float):
+        try:
+            return conv(text)
+        except ValueError:
+            pass
+    return text
+
+
+def _model_args(pairs) -> dict:
+    out = {}
+    for pair in pairs:
+        name, eq, value = pair.partition("=")
+        if not eq or not name.strip():
+            raise QvafError(f"bad --arg '{pair}': expected NAME=VALUE")
+        out[name.strip()] = _parse_value(value.strip())
+    return out
+
+
+def _train_config(args, base: dict | None = None):
+    from .train import TrainConfig
+
+    values = dict(base or {})
+    for flag, field in _TRAIN_FLAGS.items():
+        v = getattr(args, flag, None)
+        if v is not None:
+            values[field] = v
+    if values.get("batch_size") == 0:
+        values["batch_size"] = None
+    return TrainConfig.from_json(values)
+
+
+def _task_config(args, name: str) -> dict:
+    cfg = {"name": name}
+    for flag, key in (("data_seed", "data_seed"), ("n_train", "n_train"), ("target_col", "target_col"),
+                      ("classify", "classify")):
+        v = getattr(args, flag, None)
+        if v is not None:
+            cfg[key] = v
+    return cfg
+
+
+def _emit(args, record: dict) -> None:
+    if getattr(args, "json", False):
+        print(json.dumps(record), flush=True)
+
+
+def _print_summary(summary: dict, seconds: float) -> None:
+    test = summary["test"]
+    metric = "rmse" if summary["kind"] == "regression" else "accuracy"
+    print(f"trained {summary['model']} ({summary['param_count']} parameters) on {summary['task']} "
+          f"for {summary['step']} steps in {seconds:.1f} s")
+    if summary.get("message"):
+        print(summary["message"])
+    print(f"test {metric}: {test[metric]:.6g}   test loss: {test['loss']:.6g}")
+    if summary.get("checkpoint"):
+        print(f"checkpoint: {summary['checkpoint']}")
+
+
+# ----------------------------------------------------------------------------- commands
+
+
+def run_train(args) -> int:
+    from .run import RunError, find_spec, train_run
+
+    t0 = time.perf_counter()
+    if args.resume:
+        if not args.out:
+            raise RunError("--resume needs --out RUN_DIR (the run to continue)")
+        _check_resume_flags(args)
+        from .train import TrainConfig
+
+        config = TrainConfig(steps=args.steps) if args.steps is not None else None
+        summary = train_run("", "", config, out=args.out, resume=True, progress=not args.quiet,
+                            on_record=lambda r: _emit(args, {"event": "eval", **r}))
+    else:
+        if not args.spec:
+            raise RunError("train needs a SPEC (a .qvaf file or bundled model name), or --resume --out RUN")
+        if not args.task:
+            from .data import task_names
+
+            raise RunError(f"train needs --task NAME; choices: {', '.join(task_names())}, idx:DIR, csv:PATH, npz:PATH")
+        config = _train_config(args)
+        find_spec(args.spec)
+        out = args.out or os.path.join("runs", f"{os.path.basename(args.spec).removesuffix('.qvaf')}-"
+                                               f"{args.task.replace(':', '_').replace('/', '_')}")
+        summary = train_run(args.spec, _task_config(args, args.task), config, out=out, model_name=args.model,
+                            model_args=_model_args(args.arg), dtype=args.dtype or "float32",
+                            progress=not args.quiet, on_record=lambda r: _emit(args, {"event": "eval", **r}))
+    _finish(args, summary, time.perf_counter() - t0)
+    return 1 if summary["stop_reason"] == "nan" else 0
+
+
+def _check_resume_flags(args) -> None:
+    from .run import RunError
+
+    given = [f for f in ("spec", "task", "model", "dtype", "data_seed", "n_train", "target_col", "classify")
+             if getattr(args, f, None)]
+    given += [f for f in _TRAIN_FLAGS if f != "steps" and getattr(args, f, None) is not None]
+    if args.arg:
+        given.append("arg")
+    if given:
+        raise RunError(f"--resume continues a run with its saved configuration; drop {', '.join('--' + g.replace('_', '-') if g != 'spec' else 'SPEC' for g in given)} "
+                       f"(only --steps may change)")
+
+
+def _finish(args, summary: dict, seconds: float) -> None:
+    summary["seconds"] = seconds
+    if args.json:
+        print(json.dumps(summary), flush=True)
+    elif not args.quiet:
+        _print_summary(summary, seconds)
+    if summary["stop_reason"] == "nan":
+        print(f"qvaf {args.command}: {summary['message']}", file=sys.stderr)
+
+
+def run_eval(args) -> int:
+    from .run import eval_run
+
+    result = eval_run(args.checkpoint, args.task, args.split)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        keys = [k for k in result if k not in ("event", "checkpoint", "step", "task", "split", "n")]
+        print(f"{result['task']} ({result['split']}, {result['n']} samples), checkpoint {result['checkpoint']} "
+              f"at step {result['step']}:")
+        for k in keys:
+            print(f"  {k}: {result[k]:.6g}")
+    return 0
+
+
+def run_plot(args) -> int:
+    from .plots import plot_run
+
+    files = plot_run(args.checkpoint, args.out)
+    if args.json:
+        print(json.dumps({"event": "plot", "files": files}))
+    else:
+        for f in files:
+            print(f)
+    return 0
+
+
+def run_tasks(args) -> int:
+    from .data import describe_tasks
+
+    rows = describe_tasks()
+    if args.json:
+        print(json.dumps([{"name": n, "description": d} for n, d in rows]))
+    else:
+        width = max(len(n) for n, _ in rows)
+        for n, d in rows:
+            print(f"{n:<{width}}  {d}")
+    return 0
+
+
+def run_demo(args) -> int:
+    """Compile specs/models/regression.qvaf, train it on a toy function, evaluate, plot."""
+    from .plots import plot_run
+    from .run import find_spec, train_run
+    from .train import TrainConfig
+
+    t0 = time.perf_counter()
+    out = args.out or os.path.join("runs", "demo")
+    spec = find_spec("regression")
+    if os.path.exists(os.path.join(out, "checkpoints", "latest")):
+        from .run import RunError
+
+        raise RunError(f"{out} already holds a run; remove it or pass another --out")
+    config = TrainConfig(steps=args.steps, batch_size=None, optimizer="adam", lr=2e-2, schedule="cosine",
+                         eval_every=max(1, args.steps // 6), log_every=max(1, args.steps // 30))
+    if not args.quiet and not args.json:
+        print(f"compiling {spec} and training it on toy_sin2: y = sin(pi x) cos(pi y) ...")
+    summary = train_run(spec, {"name": "toy_sin2", "n_train": 500}, config, out=out, dtype="float32",
+                        progress=not args.quiet, on_record=lambda r: _emit(args, {"event": "eval", **r}))
+    files = plot_run(out, None)
+    summary["plots"] = files
+    _finish(args, summary, time.perf_counter() - t0)
+    if not args.quiet and not args.json:
+        print("plots:\n  " + "\n  ".join(files))
+        print(f"next: qvaf eval {out}    qvaf plot {out}    qvaf train --resume --out {out} --steps {2 * args.steps}")
+    return 0

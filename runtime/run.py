@@ -1,0 +1,220 @@
+"""A training run from a spec file: compile, load the task, train, checkpoint, evaluate.
+
+This is what ``qvaf train`` / ``qvaf eval`` do, callable from Python::
+
+    from qvaf.runtime.run import train_run
+    summary = train_run("specs/models/regression.qvaf", "toy_expsin",
+                        TrainConfig(steps=500), out="runs/expsin")
+    print(summary["test"]["rmse"])
+
+A run's configuration is a JSON dict with three parts, stored in every checkpoint:
+``model`` (spec file inside the checkpoint, model name, arguments, ansatz overrides, dtype),
+``task`` (task name and data options) and ``train`` (:class:`TrainConfig`). Resuming
+rebuilds the model from the spec copy saved in the checkpoint, so a run continues with
+exactly the code it started with.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Callable
+
+from qvaf.dsl.errors import QvafError
+
+from . import checkpoint as C
+from .data import Dataset, load_task
+from .train import FitResult, TrainConfig, evaluate, fit
+
+
+class RunError(QvafError):
+    """A run cannot start or continue (bad spec name, existing run, mismatched resume)."""
+
+
+# ----------------------------------------------------------------------------- locating specs
+
+
+def specs_dir() -> str:
+    """The bundled ``specs/`` folder (next to the installed package or the repository root)."""
+    import qvaf
+
+    here = os.path.dirname(os.path.abspath(qvaf.__file__))
+    for cand in (os.path.join(here, "specs"), os.path.join(os.path.dirname(here), "specs")):
+        if os.path.isdir(cand):
+            return cand
+    raise RunError("cannot find the bundled specs/ folder; pass the path of a .qvaf file instead")
+
+
+def find_spec(spec: str) -> str:
+    """A spec path: ``spec`` itself when it exists, else a bundled model by name
+    (``regression`` -> ``specs/models/regression.qvaf``)."""
+    if os.path.isfile(spec):
+        return spec
+    base = specs_dir()
+    name = spec if spec.endswith(".qvaf") else spec + ".qvaf"
+    for cand in (os.path.join(base, name), os.path.join(base, "models", name)):
+        if os.path.isfile(cand):
+            return cand
+    models = sorted(f[:-5] for f in os.listdir(os.path.join(base, "models")) if f.endswith(".qvaf"))
+    raise RunError(f"no spec file '{spec}' (and no bundled model of that name; bundled: {', '.join(models)})")
+
+
+def spec_sources(program) -> tuple[dict[str, str], str]:
+    """(relative path -> text for every file of the program, the main file's relative path),
+    laid out under their common folder so relative imports still resolve."""
+    files = {os.path.abspath(f): t for f, t in program.sources.items()}
+    main = os.path.abspath(program.path)
+    root = os.path.commonpath([os.path.dirname(f) for f in files]) if files else os.path.dirname(main)
+    return {os.path.relpath(f, root): t for f, t in files.items()}, os.path.relpath(main, root)
+
+
+# ----------------------------------------------------------------------------- building
+
+
+def compile_model(spec_path: str, model_cfg: dict):
+    """Compile the model a run configuration's ``model`` part describes."""
+    import qvaf
+
+    return qvaf.compile(spec_path, model_cfg.get("model"), args=model_cfg.get("args") or None,
+                        ansatz_overrides=model_cfg.get("ansatz_overrides") or None,
+                        dtype=model_cfg.get("dtype", "float32"))
+
+
+def task_from_config(task_cfg: dict) -> Dataset:
+    opts = {k: v for k, v in task_cfg.items() if k != "name"}
+    return load_task(task_cfg["name"], **opts)
+
+
+def model_config(model, spec_rel: str, dtype: str) -> dict:
+    return {"spec": spec_rel, "model": model.model_name, "args": dict(model.model_args),
+            "ansatz_overrides": {k: dict(v) for k, v in (model.ansatz_overrides or {}).items()},
+            "dtype": dtype}
+
+
+def reps_overrides(config: TrainConfig) -> dict | None:
+    """The ansatz overrides a run compiles its first model with (the extension schedule's
+    entry at step 0, if any)."""
+    sched = config.extend_schedule()
+    if sched and sched[0][0] == 0:
+        return {"*": {"reps": sched[0][1]}}
+    return None
+
+
+# ----------------------------------------------------------------------------- running
+
+
+def train_run(spec: str, task: str | dict, config: TrainConfig | None, *, out: str, model_name: str | None = None,
+              model_args: dict | None = None, dtype: str = "float32", resume: bool = False,
+              progress: bool = False, on_record: Callable[[dict], None] | None = None) -> dict:
+    """Train a spec's model on a task, checkpointing into ``out``; returns a summary dict.
+
+    With ``resume`` the model, task and training options come from the latest checkpoint in
+    ``out``; pass ``config`` (only its ``steps`` is used) to train to a different step count,
+    or None to finish the saved run.
+    """
+    if resume:
+        ck = C.load(out)
+        saved = ck.config
+        train_cfg = TrainConfig.from_json(saved["train"])
+        if config is not None and config.steps != train_cfg.steps:
+            train_cfg = TrainConfig.from_json({**saved["train"], "steps": config.steps})
+        spec_path = os.path.join(ck.spec_dir, saved["model"]["spec"])
+        model = compile_model(spec_path, saved["model"])
+        dataset = task_from_config(saved["task"])
+        state, log = C.restore(ck, model, train_cfg)
+        run_config = {**saved, "train": train_cfg.to_json()}
+        sources = _read_sources(ck.spec_dir)
+        if state.step >= train_cfg.steps:
+            raise RunError(f"{ck.path}: the run already reached step {state.step}; raise --steps to train further")
+        params = state.params
+    else:
+        if os.path.exists(os.path.join(out, "checkpoints", "latest")):
+            raise RunError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
+        import jax
+
+        import qvaf
+
+        spec_path = find_spec(spec)
+        program = qvaf.load(spec_path)
+        sources, main_rel = spec_sources(program)
+        dataset = task if isinstance(task, Dataset) else load_task(**_task_cfg(task))
+        model = qvaf.compile(program, model_name, args=model_args or None,
+                             ansatz_overrides=reps_overrides(config), dtype=dtype)
+        params = model.init(jax.random.PRNGKey(config.seed))
+        state, log, train_cfg = None, None, config
+        run_config = {"model": model_config(model, main_rel, dtype), "task": _task_cfg(task),
+                      "train": config.to_json()}
+
+    def on_checkpoint(st, mdl, lg):
+        cfg = {**run_config, "model": {**run_config["model"], **_dynamic_model_cfg(mdl)}}
+        C.save(out, st, lg, cfg, sources)
+
+    result = fit(model, params, dataset, train_cfg, state=state, log=log, on_checkpoint=on_checkpoint,
+                 on_record=on_record, progress=progress)
+    return summarize(result, dataset, out)
+
+
+def _dynamic_model_cfg(model) -> dict:
+    return {"ansatz_overrides": {k: dict(v) for k, v in (model.ansatz_overrides or {}).items()}}
+
+
+def _task_cfg(task) -> dict:
+    if isinstance(task, Dataset):
+        raise RunError("a run saved to a checkpoint needs a task name (or a task config dict), not a Dataset")
+    return {"name": task} if isinstance(task, str) else dict(task)
+
+
+def _read_sources(spec_dir: str) -> dict[str, str]:
+    out = {}
+    for root, _, files in os.walk(spec_dir):
+        for f in files:
+            p = os.path.join(root, f)
+            with open(p, encoding="utf-8") as fh:
+                out[os.path.relpath(p, spec_dir)] = fh.read()
+    return out
+
+
+def summarize(result: FitResult, dataset: Dataset, out: str | None) -> dict:
+    """Test metrics and where things went, for printing or ``--json``."""
+    model, params = result.model, result.state.params
+    test = evaluate(model, params, dataset.x_test, dataset.y_test, dataset.kind)
+    summary = {"event": "done", "stop_reason": result.stop_reason, "message": result.message,
+               "step": result.state.step, "task": dataset.name, "kind": dataset.kind,
+               "model": getattr(model, "model_name", None), "param_count": getattr(model, "param_count", None),
+               "final_train_loss": result.log.losses[-1] if result.log.losses else None,
+               "test": test, "sizes": dataset.sizes()}
+    if result.log.history:
+        summary["last_eval"] = result.log.history[-1]
+    if out is not None:
+        summary["out"] = out
+        try:
+            summary["checkpoint"] = C.resolve(out)
+        except C.CheckpointError:
+            summary["checkpoint"] = None
+    return summary
+
+
+def load_run(path: str):
+    """(model, params, checkpoint, dataset-config) of a saved run, for eval and plot."""
+    ck = C.load(path)
+    cfg = ck.config
+    for part in ("model", "task", "train"):
+        if part not in cfg:
+            raise C.CheckpointError(f"{ck.path}/config.json: missing '{part}'")
+    model = compile_model(os.path.join(ck.spec_dir, cfg["model"]["spec"]), cfg["model"])
+    state, _ = C.restore(ck, model, TrainConfig.from_json(cfg["train"]))
+    return model, state.params, ck
+
+
+def eval_run(path: str, task: str | None = None, split: str = "test") -> dict:
+    """Metrics of a saved run on a split of its task (or of another task with the same shapes)."""
+    model, params, ck = load_run(path)
+    task_cfg = dict(ck.config["task"])
+    if task is not None and task != task_cfg["name"]:
+        task_cfg = {"name": task}
+    ds = task_from_config(task_cfg)
+    x, y = {"train": (ds.x_train, ds.y_train), "val": (ds.x_val, ds.y_val), "test": (ds.x_test, ds.y_test)}[split]
+    if x.shape[1] != model.in_width:
+        raise RunError(f"task '{ds.name}' has {x.shape[1]} inputs; the model in {ck.path} takes {model.in_width}")
+    m = evaluate(model, params, x, y, ds.kind)
+    return {"event": "eval", "checkpoint": ck.path, "step": ck.step, "task": ds.name, "split": split,
+            "n": int(len(x)), **m}
