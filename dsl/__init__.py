@@ -11,6 +11,7 @@ Example::
 from . import ast, consteval
 from .consteval import ConstError, bind_args, eval_const, eval_int
 from .errors import Diagnostic, QvafError, SpecError
+from .fmt import format_expr, format_module, format_source
 from .parser import parse
 from .program import Program, SourceError, check, load_program, program_from_text, read_source
 
@@ -27,6 +28,9 @@ __all__ = [
     "consteval",
     "eval_const",
     "eval_int",
+    "format_expr",
+    "format_module",
+    "format_source",
     "load_program",
     "parse",
     "program_from_text",

@@ -97,7 +97,8 @@ Expr = Union[Num, Name, Index, UnaryOp, BinOp, Call]
 class Comment:
     """``# text`` on a line of its own, or after code on the same line when ``trailing``.
 
-    ``text`` excludes the leading ``#`` and surrounding whitespace.
+    ``text`` excludes the leading ``#``, one space after it and trailing whitespace, so an
+    indented comment (``#   H . RZ``) keeps its inner indentation.
     """
 
     text: str

@@ -12,6 +12,10 @@ from dataclasses import dataclass
 from .ast import Span
 
 
+#: longest source line a diagnostic prints in full; longer ones show a window around the caret
+_MAX_SHOWN = 120
+
+
 class QvafError(Exception):
     """Base class of every error qvaf raises for bad input or bad use."""
 
@@ -37,12 +41,21 @@ class Diagnostic:
         where = f"{self.span}: " if self.span is not None else ""
         out = [f"{where}{self.severity}: {self.message}"]
         if self.span is not None and self.source_line is not None:
-            line = self.source_line.rstrip("\n")
-            out.append("    " + line)
+            line = self.source_line.rstrip("\n").replace("\t", " ")
+            col = self.span.col
             width = 1
             if self.span.end_line == self.span.line and self.span.end_col >= self.span.col:
                 width = max(1, self.span.end_col - self.span.col + 1)
-            out.append("    " + " " * (self.span.col - 1) + "^" + "~" * (width - 1))
+            if len(line) > _MAX_SHOWN:  # show a window of a very long line around the caret
+                start = max(0, min(col - 1 - _MAX_SHOWN // 2, len(line) - _MAX_SHOWN))
+                shown = line[start : start + _MAX_SHOWN]
+                prefix = "..." if start > 0 else ""
+                suffix = "..." if start + _MAX_SHOWN < len(line) else ""
+                line = prefix + shown + suffix
+                col = col - start + len(prefix)
+                width = max(1, min(width, len(shown) - (col - len(prefix)) + 1))
+            out.append("    " + line)
+            out.append("    " + " " * (col - 1) + "^" + "~" * (width - 1))
         if self.hint:
             out.append(f"    help: {self.hint}")
         return "\n".join(out)

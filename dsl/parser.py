@@ -79,20 +79,21 @@ class _Layout:
         self.filename = filename
 
     def process(self, stream):
-        stack: list[str] = []
+        stack: list[Token] = []  # unclosed openers; shared with the error reporting
+        _local.open_brackets = stack
         for tok in stream:
             kind = tok.type
             if kind == "_NL":
-                if stack and stack[-1] != "RBRACE":
+                if stack and stack[-1].type != "LBRACE":
                     continue
             elif kind in _OPENERS:
-                stack.append(_OPENERS[kind])
+                stack.append(tok)
                 if len(stack) > MAX_NESTING:
                     raise _LimitError(
                         f"nesting deeper than {MAX_NESTING} levels of brackets or blocks", tok
                     )
             elif kind in _CLOSERS:
-                if stack and stack[-1] == kind:
+                if stack and _OPENERS[stack[-1].type] == kind:
                     stack.pop()
             yield tok
 
@@ -187,11 +188,9 @@ class _Builder(Transformer_NonRecursive):
                 tok = self.comments[i]
                 line_start = self.text.rfind("\n", 0, tok.start_pos) + 1
                 trailing = self.text[line_start : tok.start_pos].strip() != ""
-                out.append(
-                    ast.Comment(
-                        str(tok)[1:].strip(), trailing=trailing, span=_tok_span(self.file, tok)
-                    )
-                )
+                text = str(tok)[1:]
+                text = (text[1:] if text.startswith(" ") else text).rstrip()
+                out.append(ast.Comment(text, trailing=trailing, span=_tok_span(self.file, tok)))
             i += 1
         return out
 
@@ -452,6 +451,18 @@ def _syntax_diagnostic(exc: Exception, file: str, text: str) -> Diagnostic:
     if isinstance(exc, UnexpectedToken):
         tok = exc.token
         if tok.type == "$END":
+            unclosed = getattr(_local, "open_brackets", None)
+            if unclosed:
+                opener = unclosed[-1]
+                span = _tok_span(file, opener)
+                closer = {"LBRACE": "}", "LPAR": ")", "LSQB": "]"}[opener.type]
+                return Diagnostic(
+                    "error",
+                    f"unexpected end of file: this '{opener}' is never closed",
+                    span,
+                    source_line(text, span.line),
+                    f"add the missing '{closer}'",
+                )
             lines = text.splitlines() or [""]
             line = len(lines)
             col = len(lines[-1]) + 1
@@ -529,6 +540,7 @@ def parse(text: str, filename: str = "<string>") -> ast.Module:
         )
     comments: list[Token] = []
     _local.comments = comments
+    _local.open_brackets = None
     try:
         tree = _lark().parse(text)
     except (UnexpectedInput, _LimitError) as exc:
