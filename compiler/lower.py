@@ -37,12 +37,13 @@ import os
 from typing import Mapping
 
 import networkx as nx
+import numpy as np
 
 from qvaf.dsl import ast
 from qvaf.dsl.consteval import ConstError, bind_args, eval_const, eval_int
 
 from . import expr as E
-from .errors import CompileError
+from .errors import CompileError, IRError
 from .ir import (
     GATE_ARITY,
     OBSERVABLES,
@@ -58,12 +59,12 @@ from .ir import (
     OutputNode,
     ParamSpec,
 )
-from .verify import RESERVED_NAMES
+from .verify import RESERVED_NAMES, check_gate
 
 __all__ = ["lower_model", "lower_ansatz", "lower_kernel", "build_graph", "kernel_graph", "BASES"]
 
-#: base functions a kan layer may use (``base none`` drops the base term)
-BASES = ("silu", "none", "identity", "tanh", "relu", "gelu", "sigmoid")
+#: base functions a kan layer may use (``base none`` drops the base term); the DSL's list
+BASES = ("silu", "gelu", "tanh", "none")
 _GATES = {op.value: op for op in GATE_ARITY}
 _RANDOM_INITS = {"normal": 2, "uniform": 2, "xavier": 0}
 
@@ -162,7 +163,9 @@ class _KernelLowering:
         shape = tuple(eval_int(s, self.env) for s in st.shape)
         for s, dim in zip(st.shape, shape):
             if dim < 1:
-                raise self.err(f"dimension of '{st.name}' is {dim}; it must be at least 1", s.span)
+                shown = ", ".join(f"{k} = {v}" for k, v in self.env.items())
+                raise self.err(f"dimension of '{st.name}' is {dim}; it must be at least 1", s.span,
+                               f"with {shown}" if shown else None)
         grow = None if st.grow is None else float(self.number(st.grow))
         if st.random:
             call = st.init
@@ -266,8 +269,29 @@ def lower_kernel(program, ansatz: ast.Ansatz, args: Mapping[str, object]) -> tup
     """
     low = _KernelLowering(program, ansatz, dict(args))
     circuit = low.lower()
+    _check_indices(program, ansatz, circuit, args)
     arrays = {d.name: (d.shape, d.init, d.trainable, d.grow) for d in low.decls.values() if d.kind != "literal"}
     return circuit, arrays
+
+
+def _check_indices(program, ansatz, circuit: Circuit, args) -> None:
+    """Every index in range for every loop iteration, reported at the gate's span."""
+    shapes = dict(circuit.params)
+    shapes.update((n, np.shape(v)) for n, v in circuit.constants)
+
+    def walk(ops, loops):
+        for op in ops:
+            if isinstance(op, LoopOp):
+                walk(op.body, {**loops, op.var: range(op.start, op.stop)})
+            elif isinstance(op, GateOp):
+                try:
+                    check_gate(ansatz.name, op, shapes, loops)
+                except IRError as exc:
+                    shown = ", ".join(f"{k} = {v}" for k, v in args.items())
+                    raise _err(program, f"ansatz {ansatz.name}: {str(exc).split(': ', 2)[-1]}", op.span,
+                               f"with {shown}" if shown else None) from None
+
+    walk(circuit.ops, {})
 
 
 # ----------------------------------------------------------------------------- graph assembly

@@ -144,7 +144,7 @@ def _check_kan(node: str, rec: KanNode) -> None:
 def _check_ops(node, ops, shapes, loops: dict[str, range], fused: bool) -> None:
     for op in ops:
         if isinstance(op, GateOp):
-            _check_gate(node, op, shapes, loops)
+            check_gate(node, op, shapes, loops)
             if fused and any(depends_on_input(a) for a in op.angles):
                 raise IRError(f"{node}: fused block contains a gate reading x: {op.op.value}")
         elif isinstance(op, LoopOp):
@@ -163,7 +163,8 @@ def _check_ops(node, ops, shapes, loops: dict[str, range], fused: bool) -> None:
             raise IRError(f"{node}: not a circuit op: {op!r}")
 
 
-def _check_gate(node, g: GateOp, shapes, loops) -> None:
+def check_gate(node, g: GateOp, shapes, loops) -> None:
+    """Arity and angle expressions of one gate; ``loops`` maps bound loop variables to ranges."""
     if not isinstance(g.op, Op) or g.op not in GATE_ARITY:
         raise IRError(f"{node}: not a gate: {g.op!r}")
     if len(g.angles) != GATE_ARITY[g.op]:

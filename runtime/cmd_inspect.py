@@ -20,9 +20,8 @@ from dataclasses import replace
 from qvaf.dsl.errors import QvafError
 
 LEGEND = (
-    "gates: before -> after the passes; ops: kernel steps per edge after fusion (a fused block "
-    "is one); uploads: data-dependent rotations; trainable/fixed: scalars; max freq: highest "
-    "frequency in x of an edge's activation"
+    "gates: before -> after the passes; ops: kernel steps per edge after fusion (a fused block is one)\n"
+    "uploads: data-dependent rotations; trainable/fixed: scalars; max freq: highest frequency in x"
 )
 _NUMBER = re.compile(r"[+-]?(\d+\.?\d*([eE][+-]?\d+)?|\.\d+([eE][+-]?\d+)?)")
 
