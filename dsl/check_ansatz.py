@@ -96,7 +96,7 @@ def check_ansatz(c, a: ast.Ansatz) -> None:
         elif named and s.name in scope:
             other = scope[s.name]
             where = (
-                f"line {other.span.line}"
+                f"on line {other.span.line}"
                 if isinstance(other, ast.ParamDecl) and other.span is not None
                 else "as an argument"
             )
