@@ -13,6 +13,7 @@ from .analysis import LayerStats, UnusedParam, stats, unused_params
 from .errors import CompileError, IRError
 from .lower import lower_ansatz, lower_model
 from .passes import PIPELINE, run_pipeline
+from .printer import format_graph
 from .verify import verify
 
 __all__ = [
@@ -21,6 +22,7 @@ __all__ = [
     "LayerStats",
     "PIPELINE",
     "UnusedParam",
+    "format_graph",
     "lower_ansatz",
     "lower_model",
     "run_pipeline",

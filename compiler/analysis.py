@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import networkx as nx
 
-from .expr import Unary, depends_on_input, param_refs
+from .expr import Const, Unary, depends_on_input, param_refs, to_str
 from .ir import FusedOp, GateOp, KanNode, LinearNode, LoopOp
 from .passes import count_gates, run_pipeline, unroll_circuit
 from .simplify import affine_in_x
@@ -142,8 +142,8 @@ def frequency_bound(kernel, trainable: dict[str, bool]) -> tuple[float | int | N
                 if f"{kind} {name}" not in blockers:
                     blockers.append(f"{kind} {name}")
             continue
-        if depends_on_input(coef) or not hasattr(coef, "value"):
-            return None, "non-linear encoding: no finite spectrum"
+        if not isinstance(coef, Const):
+            return None, f"data coefficient {to_str(coef)} is not a compile-time number"
         total += abs(coef.value)
     if nonlinear:
         if len(nonlinear) != len(list(_data_gates(ops))) or len(set(nonlinear)) != 1:
@@ -216,7 +216,7 @@ def unused_params(graph: nx.DiGraph) -> list[UnusedParam]:
                 for r in param_refs(a):
                     if not r.indices:
                         whole.add(r.name)
-                    elif all(hasattr(i, "value") for i in r.indices):
+                    elif all(isinstance(i, Const) for i in r.indices):
                         read.setdefault(r.name, set()).add(tuple(int(i.value) for i in r.indices))
                     else:  # symbolic index that survived: assume it reads everything
                         whole.add(r.name)

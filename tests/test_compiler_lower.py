@@ -57,8 +57,21 @@ def test_every_spec_lowers_and_verifies_after_every_pass(path, kind, name, reps)
     else:
         graph = lower_ansatz(program, name, {"reps": reps} if reps else None)
     stages = []
-    run_pipeline(graph, verify_each=True, dump=lambda n, g: stages.append(n))
-    assert stages == [n for n, _ in PIPELINE]
+    run_pipeline(graph, verify_each=True, dump=lambda n, g: stages.append((n, g)))
+    assert [n for n, _ in stages] == [n for n, _ in PIPELINE]
+    # every stage computes the same function on every kan layer (SO(3) model, 1e-12)
+    rng = np.random.default_rng(0)
+    for node in graph.nodes:
+        rec = graph.nodes[node]["op"]
+        if not isinstance(rec, KanNode):
+            continue
+        for _ in range(2):
+            params = {n: rng.normal(size=s) for n, s in rec.kernel.params}
+            x = float(rng.uniform(-1, 1))
+            want = measured_component(rec.kernel, x, params)
+            for stage, g in stages:
+                got = measured_component(g.nodes[node]["op"].kernel, x, params)
+                assert got == pytest.approx(want, abs=1e-12), stage
     if reps:
         for node in graph.nodes:
             rec = graph.nodes[node]["op"]

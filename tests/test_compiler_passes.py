@@ -291,4 +291,4 @@ def test_every_pass_preserves_random_circuits():
             want = measured_component(c, x, params)
             for name, gr in stages:
                 got = measured_component(kernel_of(gr), x, params)
-                assert got == pytest.approx(want, abs=1e-11), (name, c)
+                assert got == pytest.approx(want, abs=TOL), (name, c)
