@@ -101,8 +101,16 @@ def _decl(d: ast.ParamDecl) -> str:
 
 def _option(o: ast.Option) -> str:
     parts = [o.name]
-    for value in o.values:
-        parts.append(value if isinstance(value, str) else format_expr(value, _ATOM))
+    for i, value in enumerate(o.values):
+        if isinstance(value, str):
+            parts.append(value)
+            continue
+        text = format_expr(value, _ATOM)
+        following = o.values[i + 1] if i + 1 < len(o.values) else None
+        if isinstance(value, ast.Name) and following is not None and not isinstance(following, str):
+            if format_expr(following, _ATOM).startswith("("):
+                text = f"({text})"  # `group a (b + c)` would read back as the call a(b + c)
+        parts.append(text)
     return " ".join(parts)
 
 
@@ -182,8 +190,7 @@ class _Printer:
                 isinstance(prev, ast.Comment)
             ):
                 self.trail(item)
-                prev = item
-                continue
+                continue  # the blank-line rule looks at the item the comment trails
             if prev is not None and _blank_between(prev, item):
                 self.lines.append("")
             if isinstance(item, ast.Comment):
