@@ -289,10 +289,25 @@ def merge(train_leaves, fixed_leaves, treedef, mask):
 
 
 def init_opt_state(model, params, config: TrainConfig, step: int = 0):
-    """A fresh optimizer state for the phase in force at ``step`` (what checkpoints fill)."""
+    """A fresh optimizer state for the phase in force at ``step`` (what checkpoints fill).
+
+    Floating leaves take the model's dtype and every leaf is a committed (not weakly typed)
+    array, so the state has the same types before and after an update: one compiled step
+    serves the whole phase, and a restored state runs the very same program.
+    """
+    import jax
+    import jax.numpy as jnp
+
     phase_start, opt_name, _ = config.phase_at(step)
     tl, _, _, _ = partition(params, model.trainable)
-    return make_optimizer(config, opt_name, phase_start).init(tl)
+    dtype = model_dtype(params)
+    state = make_optimizer(config, opt_name, phase_start).init(tl)
+
+    def canonical(a):
+        a = jnp.asarray(a)
+        return jnp.array(a, dtype=dtype if jnp.issubdtype(a.dtype, jnp.floating) else a.dtype)
+
+    return jax.tree_util.tree_map(canonical, state)
 
 
 def init_state(model, params, config: TrainConfig) -> TrainState:
@@ -316,7 +331,8 @@ def model_dtype(params):
 
 def _make_runner(model, params, config: TrainConfig, opt_name: str, phase_start: int, loss_name: str,
                  n_train: int):
-    """A jitted ``run(train_leaves, fixed, opt_state, key, start, n, x, y)`` doing ``n`` steps."""
+    """Jitted ``run(train_leaves, fixed, opt_state, key, start, n, x, y)`` doing ``n`` steps,
+    jitted ``next_loss(train_leaves, fixed, key, t, x, y)``, and the batch size."""
     import jax
     import jax.numpy as jnp
     import optax
@@ -333,6 +349,20 @@ def _make_runner(model, params, config: TrainConfig, opt_name: str, phase_start:
     def objective(tl, fl, xb, yb):
         return loss_f(apply(merge(tl, fl, treedef, mask), xb), yb)
 
+    def batch_at(key, t, x, y):
+        if full:
+            return x, y
+        perm = jax.random.permutation(jax.random.fold_in(key, t // per_epoch), n_train)
+        idx = jax.lax.dynamic_slice(perm, ((t % per_epoch) * batch,), (batch,))
+        return x[idx], y[idx]
+
+    def next_loss(tl, fl, key, t, x, y):
+        """The loss step ``t`` would compute (checked before a checkpoint is written)."""
+        if opt_name == "lbfgs":
+            return objective(tl, fl, x, y)
+        xb, yb = batch_at(key, t, x, y)
+        return objective(tl, fl, xb, yb)
+
     def run(tl, fl, opt_state, key, start, n, x, y):
         def body(i, carry):
             tl, os, losses = carry
@@ -343,13 +373,7 @@ def _make_runner(model, params, config: TrainConfig, opt_name: str, phase_start:
                 value, grad = optax.value_and_grad_from_state(f)(tl, state=os)
                 updates, os = opt.update(grad, os, tl, value=value, grad=grad, value_fn=f)
             else:
-                if full:
-                    xb, yb = x, y
-                else:
-                    t = start + i
-                    perm = jax.random.permutation(jax.random.fold_in(key, t // per_epoch), n_train)
-                    idx = jax.lax.dynamic_slice(perm, ((t % per_epoch) * batch,), (batch,))
-                    xb, yb = x[idx], y[idx]
+                xb, yb = batch_at(key, start + i, x, y)
                 value, grad = jax.value_and_grad(objective)(tl, fl, xb, yb)
                 updates, os = opt.update(grad, os, tl)
             tl = optax.apply_updates(tl, updates)
@@ -358,7 +382,7 @@ def _make_runner(model, params, config: TrainConfig, opt_name: str, phase_start:
         losses = jnp.full((config.log_every,), jnp.nan, dtype)
         return jax.lax.fori_loop(0, n, body, (tl, opt_state, losses))
 
-    return jax.jit(run), batch
+    return jax.jit(run), jax.jit(next_loss), batch
 
 
 # ----------------------------------------------------------------------------- evaluation
@@ -432,6 +456,8 @@ def fit(model, params, dataset, config: TrainConfig, *, state: TrainState | None
     if config.extend and extender is None:
         from .extend import extend as extender
     metric_name = M.METRIC_OF_KIND[dataset.kind][0]
+    if state is None and config.extend:  # the schedule's entry at step 0 sets the starting reps
+        model, params = _apply_phase(model, params, config.phase_at(0)[2], extender)
     state = state if state is not None else init_state(model, params, config)
     log = log if log is not None else RunLog()
     _check_shapes(model, state.params, dataset)
@@ -440,7 +466,7 @@ def fit(model, params, dataset, config: TrainConfig, *, state: TrainState | None
     x, y = jnp.asarray(dataset.x_train, dtype), jnp.asarray(dataset.y_train, ydtype)
     n_train = len(dataset.x_train)
     apply_jit = jax.jit(model.apply)
-    runner = batch = None
+    runner = next_loss = batch = None
     ckpt_every = config.checkpoint_every or config.eval_every
     prev_good = state
     bar = _progress_bar(config.steps, state.step, progress)
@@ -474,12 +500,13 @@ def fit(model, params, dataset, config: TrainConfig, *, state: TrainState | None
                            if params2 is not state.params else {}))
                     apply_jit = jax.jit(model.apply)
                     _check_shapes(model, state.params, dataset)
-                runner, batch = _make_runner(model, state.params, config, opt_name, phase_start, loss_name, n_train)
+                runner, next_loss, batch = _make_runner(model, state.params, config, opt_name, phase_start, loss_name, n_train)
             nxt = min([config.steps] + [b for b in config.boundaries() if b > state.step]
                       + [(state.step // p + 1) * p for p in (config.log_every, config.eval_every, ckpt_every)])
             n = nxt - state.step
             tl, fl, _, _ = partition(state.params, model.trainable)
-            tl, opt_state, losses = runner(tl, fl, state.opt_state, state.key, state.step, n, x, y)
+            tl, opt_state, losses = runner(tl, fl, state.opt_state, state.key, jnp.int32(state.step),
+                                           jnp.int32(n), x, y)
             losses = np.asarray(losses[:n], np.float64)
             bad = np.flatnonzero(~np.isfinite(losses))
             if len(bad):
@@ -517,7 +544,9 @@ def fit(model, params, dataset, config: TrainConfig, *, state: TrainState | None
                     state = state._replace(params=state.best_params)
                     break
             if on_checkpoint is not None and (nxt % ckpt_every == 0 or nxt == config.steps):
-                if _all_finite(state.params):
+                # only a state that can go on is worth keeping: finite weights and next loss
+                if _all_finite(state.params) and np.isfinite(float(next_loss(
+                        tl, fl, state.key, jnp.int32(nxt), x, y))):
                     on_checkpoint(state, model, log)
     finally:
         if bar is not None:
@@ -528,10 +557,8 @@ def fit(model, params, dataset, config: TrainConfig, *, state: TrainState | None
 
 
 def _apply_phase(model, params, reps, extender):
+    """Extend the model to ``reps`` (the extender returns its inputs when nothing changes)."""
     if reps is None:
-        return model, params
-    current = dict(getattr(model, "ansatz_overrides", None) or {}).get("*", {}).get("reps")
-    if current == reps:
         return model, params
     return extender(model, params, reps)
 
