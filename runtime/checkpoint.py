@@ -345,7 +345,9 @@ def restore(ckpt: Checkpoint, model, config):
     params = fill_named(template, ckpt.weights, where)
     best = fill_named(template, ckpt.extra, where, prefix="best/") if any(
         k.startswith("best/") for k in ckpt.extra) else params
-    fresh = init_opt_state(model, params, config, ckpt.step)
+    # the saved optimizer state belongs to the phase that started at phase_start (a checkpoint
+    # taken exactly at a phase boundary still holds the previous phase's state)
+    fresh = init_opt_state(model, params, config, int(ckpt.manifest["phase_start"]))
     leaves, treedef = jax.tree_util.tree_flatten(fresh)
     saved = [ckpt.optimizer.get(f"leaf_{i:05d}") for i in range(len(ckpt.optimizer))]
     if len(saved) != len(leaves) or any(s is None for s in saved):
