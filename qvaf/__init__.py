@@ -2,15 +2,37 @@
 
 Public API (heavy dependencies are imported only when used)::
 
-    import qvaf
+    import jax, qvaf
     spec = qvaf.load("specs/models/regression.qvaf")
     model = qvaf.compile(spec, model="regression")
     params = model.init(jax.random.PRNGKey(0))
     y = model.apply(params, x)
 """
 
+import importlib
+
 from qvaf.dsl.errors import QvafError
 
 __version__ = "0.1.0"
 
-__all__ = ["QvafError", "__version__"]
+#: public name -> module defining it, imported on first access (keeps ``import qvaf`` light)
+_LAZY = {
+    "load": "qvaf._api",
+    "compile": "qvaf._api",
+    "Compiled": "qvaf._api",
+}
+
+__all__ = ["QvafError", "__version__", *_LAZY]
+
+
+def __getattr__(name):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'qvaf' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))

@@ -124,34 +124,85 @@ def expand(circuit) -> list:
 
 
 # ----------------------------------------------------------------------------- the kernel
+#
+# A 3x3 matrix is a tuple of rows whose entries are Python floats (known at trace time) or
+# arrays of edge shape [O', in]; Bloch components are floats or arrays [B, O', in]. Products
+# and sums with the constants 0 and 1 are folded while tracing, so a fixed gate costs nothing
+# at run time and a rotation touches only its four non-trivial entries.
 
 
-def _rot_matrix(axis: str, c, s, jnp):
-    """Stack ``[..., 3, 3]`` rotation matrices from cos/sin arrays of any shape."""
-    one = jnp.ones_like(c)
-    zero = jnp.zeros_like(c)
+def _mul(a, b):
+    if isinstance(a, float):
+        if a == 0.0:
+            return 0.0
+        if a == 1.0:
+            return b
+        if a == -1.0:
+            return -b
+        if isinstance(b, float):
+            return a * b
+    if isinstance(b, float):
+        if b == 0.0:
+            return 0.0
+        if b == 1.0:
+            return a
+        if b == -1.0:
+            return -a
+    return a * b
+
+
+def _add(*terms):
+    total = 0.0
+    for t in terms:
+        if isinstance(t, float) and t == 0.0:
+            continue
+        if isinstance(total, float) and total == 0.0:
+            total = t
+        else:
+            total = total + t
+    return total
+
+
+def _matmul(a, b):
+    """``a @ b`` for symbolic 3x3 matrices."""
+    return tuple(tuple(_add(*(_mul(a[i][k], b[k][j]) for k in range(3))) for j in range(3)) for i in range(3))
+
+
+def _apply(m, r, rows=(0, 1, 2)):
+    """Components ``rows`` of ``m @ r``."""
+    return tuple(_add(*(_mul(m[i][k], r[k]) for k in range(3))) for i in rows)
+
+
+def _const_matrix(mat: np.ndarray):
+    """A numeric 3x3 as a symbolic one, snapping round-off around 0 and +-1 to exact values."""
+    def snap(v):
+        v = float(v)
+        for exact in (0.0, 1.0, -1.0):
+            if abs(v - exact) < 1e-15:
+                return exact
+        return v
+
+    return tuple(tuple(snap(v) for v in row) for row in mat)
+
+
+def _rot_matrix(axis: str, c, s):
+    """The symbolic rotation about ``axis`` with cos/sin arrays ``c``, ``s``."""
+    ms = -s
     if axis == "x":
-        rows = [[one, zero, zero], [zero, c, -s], [zero, s, c]]
-    elif axis == "y":
-        rows = [[c, zero, s], [zero, one, zero], [-s, zero, c]]
-    else:
-        rows = [[c, -s, zero], [s, c, zero], [zero, zero, one]]
-    return jnp.stack([jnp.stack(r, axis=-1) for r in rows], axis=-2)
+        return ((1.0, 0.0, 0.0), (0.0, c, ms), (0.0, s, c))
+    if axis == "y":
+        return ((c, 0.0, s), (0.0, 1.0, 0.0), (ms, 0.0, c))
+    return ((c, ms, 0.0), (s, c, 0.0), (0.0, 0.0, 1.0))
 
 
 def _rotate(axis: str, r, c, s):
-    """Rotate Bloch components ``r = (rx, ry, rz)`` (broadcastable arrays) about ``axis``."""
+    """Rotate Bloch components ``r = (rx, ry, rz)`` about ``axis`` (c, s broadcast with r)."""
     rx, ry, rz = r
     if axis == "x":
-        return rx, c * ry - s * rz, s * ry + c * rz
+        return rx, _add(_mul(c, ry), -_mul(s, rz)), _add(_mul(s, ry), _mul(c, rz))
     if axis == "y":
-        return c * rx + s * rz, ry, c * rz - s * rx
-    return c * rx - s * ry, s * rx + c * ry, rz
-
-
-def _apply_rows(m, r, rows):
-    """Components ``rows`` of ``m @ r`` for a matrix ``m`` [..., 3, 3] and components ``r``."""
-    return tuple(m[..., k, 0] * r[0] + m[..., k, 1] * r[1] + m[..., k, 2] * r[2] for k in rows)
+        return _add(_mul(c, rx), _mul(s, rz)), ry, _add(_mul(c, rz), -_mul(s, rx))
+    return _add(_mul(c, rx), -_mul(s, ry)), _add(_mul(s, rx), _mul(c, ry)), rz
 
 
 _READ_ROW = {"x": 0, "y": 1, "z": 2, "inspired": 2}
@@ -172,43 +223,35 @@ def edge_values(node: KanNode, layer_params, x, dtype):
     p = _common.edge_params(node, layer_params, jnp, dtype)
     xe = x[:, None, :]  # [B, 1, in]: data angles without per-edge parameters stay this shape
 
-    m = None  # pending data-free rotation, [..., 3, 3]
-    r = None  # batched Bloch components, None while still |0> (then m @ e_z is per edge)
+    m = None  # pending data-free rotation (symbolic 3x3), None = identity
+    r = (0.0, 0.0, 1.0)  # Bloch components; per edge until the first re-upload, then per sample
     for step in steps:
         if isinstance(step, _Fixed):
-            mat = jnp.asarray(step.matrix, dtype)
-            m = mat if m is None else mat @ m
+            mat = _const_matrix(step.matrix)
+            m = mat if m is None else _matmul(mat, m)
             continue
         angle = jnp.asarray(evaluate(step.angle, xe, p, jnp, step.env), dtype)
+        c, s = jnp.cos(angle), jnp.sin(angle)
         if not depends_on_input(step.angle):
-            mat = _rot_matrix(step.axis, jnp.cos(angle), jnp.sin(angle), jnp)
-            m = mat if m is None else mat @ m
+            mat = _rot_matrix(step.axis, c, s)
+            m = mat if m is None else _matmul(mat, m)
             continue
-        # a data re-upload: flush the pending segment, then rotate per sample
-        if r is None:
-            if m is None:
-                r = (jnp.zeros((), dtype), jnp.zeros((), dtype), jnp.ones((), dtype))
-            else:
-                r = (m[..., 0, 2], m[..., 1, 2], m[..., 2, 2])
-        elif m is not None:
-            r = _apply_rows(m, r, (0, 1, 2))
-        m = None
-        r = _rotate(step.axis, r, jnp.cos(angle), jnp.sin(angle))
+        # a data re-upload: flush the pending data-free segment, then rotate per sample
+        if m is not None:
+            r = _apply(m, r)
+            m = None
+        r = _rotate(step.axis, r, c, s)
 
     row = _READ_ROW[node.kernel.observable]
-    if r is None:  # no data re-upload at all: a per-edge constant
-        value = jnp.ones((), dtype) if row == 2 else jnp.zeros((), dtype)
-        if m is not None:
-            value = m[..., row, 2]
-    elif m is None:
-        value = r[row]
-    else:
-        (value,) = _apply_rows(m, r, (row,))
-    if node.kernel.observable == "inspired":
-        half = jnp.asarray(0.5, dtype)
-        value = jnp.sqrt(jnp.maximum(half * (1 + value), 0)) - jnp.sqrt(jnp.maximum(half * (1 - value), 0))
+    (value,) = _apply(m, r, (row,)) if m is not None else (r[row],)
     shape = (x.shape[0], node.out_width, node.in_width)
-    return jnp.broadcast_to(value.astype(dtype), shape)
+    value = jnp.broadcast_to(jnp.asarray(value, dtype), shape)
+    if node.kernel.observable == "inspired":
+        # |alpha| - |beta| = sqrt((1 + z) / 2) - sqrt((1 - z) / 2); clamped at the poles so a
+        # gradient that is zero there stays finite
+        tiny = jnp.finfo(dtype).tiny
+        value = jnp.sqrt(jnp.maximum((1 + value) / 2, tiny)) - jnp.sqrt(jnp.maximum((1 - value) / 2, tiny))
+    return value
 
 
 # ----------------------------------------------------------------------------- network functions
