@@ -153,8 +153,18 @@ def _key_for(key, path: str):
     return jax.random.fold_in(key, zlib.crc32(path.encode()) & 0x7FFFFFFF)
 
 
-def _fans(shape) -> tuple[int, int]:
-    """Glorot fans: [out, in, *rest] -> (in * rest, out * rest); a vector uses its length."""
+def _fans(shape, edges: tuple[int, int, int | None] | None = None) -> tuple[int, int]:
+    """Glorot fans of an array.
+
+    A per-edge array of a kan layer is seen as ``[out, in, *shape]`` (also when ``group g``
+    stores it as ``[g, *shape]``): fan_in = in * prod(shape), fan_out = out * prod(shape).
+    Any other array ``[out, in, *rest]`` likewise; a vector uses its length for both.
+    """
+    shape = tuple(shape)
+    if edges is not None:
+        out, inp, group = edges
+        per_edge = math.prod(shape[1:] if group is not None else shape[2:])
+        return inp * per_edge, out * per_edge
     if len(shape) == 0:
         return 1, 1
     if len(shape) == 1:
@@ -163,11 +173,13 @@ def _fans(shape) -> tuple[int, int]:
     return shape[1] * rest, shape[0] * rest
 
 
-def init_array(spec, key, dtype):
+def init_array(spec, key, dtype, edges: tuple[int, int, int | None] | None = None):
     """Draw one array of the parameter table from its initialiser.
 
     Kinds: ``constant(v)``, ``zeros()``, ``ones()``, ``normal(mu, sigma)``, ``uniform(a, b)``,
-    ``xavier(gain=1)`` (Glorot uniform: U(-g a, g a), a = sqrt(6 / (fan_in + fan_out))).
+    ``xavier(gain=1)`` (Glorot uniform: U(-g a, g a), a = sqrt(6 / (fan_in + fan_out)), so the
+    variance is g^2 * 2 / (fan_in + fan_out)). ``edges`` = (out, in, group) marks a per-edge
+    array of a kan layer (see :func:`_fans`).
     """
     import jax
     import jax.numpy as jnp
@@ -190,7 +202,7 @@ def init_array(spec, key, dtype):
         return jax.random.uniform(k, shape, dtype, lo, hi)
     if kind == "xavier":
         gain = a[0] if a else 1.0
-        fan_in, fan_out = _fans(shape)
+        fan_in, fan_out = _fans(shape, edges)
         lim = gain * math.sqrt(6.0 / (fan_in + fan_out))
         return jax.random.uniform(k, shape, dtype, -lim, lim)
     raise QvafError(f"unknown initialiser {kind!r} for {spec.path}")
@@ -235,10 +247,16 @@ class Compiled:
         """
         import jax.numpy as jnp
 
+        from qvaf.compiler.ir import KanNode
+
         dt = jnp.dtype(self.dtype)
         out: dict[str, dict[str, Any]] = {nid: {} for nid in self.layers}
         for spec in self.param_table:
-            out.setdefault(spec.owner, {})[spec.name] = init_array(spec, key, dt)
+            node = self.ir.nodes[spec.owner]["op"] if spec.owner in self.ir else None
+            edges = None
+            if isinstance(node, KanNode) and spec.name in dict(node.kernel.params):
+                edges = (node.out_width, node.in_width, node.group)
+            out.setdefault(spec.owner, {})[spec.name] = init_array(spec, key, dt, edges)
         return {k: v for k, v in out.items() if v}
 
     @property
