@@ -410,6 +410,9 @@ def evaluate(model, params, x, y, kind: str, *, top_k: int = 5, apply_jit=None) 
 def _check_shapes(model, params, dataset):
     import jax
 
+    in_width = getattr(model, "in_width", None)
+    if in_width is not None and in_width != dataset.in_width:
+        raise TrainError(f"the model takes {in_width} inputs but task '{dataset.name}' has {dataset.in_width}")
     probe = jax.eval_shape(model.apply, params, jax.ShapeDtypeStruct((2, dataset.in_width), model_dtype(params)))
     if probe.shape != (2, dataset.out_width):
         raise TrainError(f"the model maps [B, {dataset.in_width}] to {list(probe.shape)} but task "
