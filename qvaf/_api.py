@@ -208,6 +208,36 @@ def init_array(spec, key, dtype, edges: tuple[int, int, int | None] | None = Non
     raise QvafError(f"unknown initialiser {kind!r} for {spec.path}")
 
 
+_INIT_CACHE: dict[tuple, Any] = {}
+
+
+def _init_function(graph, table, dtype: str):
+    """A jitted ``key -> params`` for a parameter table (cached: one compilation per table)."""
+    from qvaf.compiler.ir import KanNode
+
+    edges = {}
+    for spec in table:
+        node = graph.nodes[spec.owner].get("op") if spec.owner in graph else None
+        if isinstance(node, KanNode) and spec.name in dict(node.kernel.params):
+            edges[spec.path] = (node.out_width, node.in_width, node.group)
+    cache_key = (tuple(table), tuple(sorted(edges.items())), dtype)
+    fn = _INIT_CACHE.get(cache_key)
+    if fn is None:
+        import jax
+        import jax.numpy as jnp
+
+        dt = jnp.dtype(dtype)
+
+        def init(key):
+            out: dict[str, dict[str, Any]] = {}
+            for spec in table:
+                out.setdefault(spec.owner, {})[spec.name] = init_array(spec, key, dt, edges.get(spec.path))
+            return out
+
+        fn = _INIT_CACHE[cache_key] = jax.jit(init)
+    return fn
+
+
 # ----------------------------------------------------------------------------- the compiled network
 
 
@@ -245,19 +275,11 @@ class Compiled:
             key: a ``jax.random`` key or an int seed. Each array's values depend on the key
                 and its name ``layer.name`` only.
         """
-        import jax.numpy as jnp
+        import jax
 
-        from qvaf.compiler.ir import KanNode
-
-        dt = jnp.dtype(self.dtype)
-        out: dict[str, dict[str, Any]] = {nid: {} for nid in self.layers}
-        for spec in self.param_table:
-            node = self.ir.nodes[spec.owner]["op"] if spec.owner in self.ir else None
-            edges = None
-            if isinstance(node, KanNode) and spec.name in dict(node.kernel.params):
-                edges = (node.out_width, node.in_width, node.group)
-            out.setdefault(spec.owner, {})[spec.name] = init_array(spec, key, dt, edges)
-        return {k: v for k, v in out.items() if v}
+        if isinstance(key, (int, np.integer)):
+            key = jax.random.PRNGKey(int(key))
+        return _init_function(self.ir, self.param_table, self.dtype)(key)
 
     @property
     def trainable(self) -> dict[str, dict[str, bool]]:
