@@ -3,7 +3,7 @@
 Every node carries a :class:`Span` (file, line, column) that is excluded from equality, so two
 trees that differ only in layout compare equal. Each node's docstring shows the DSL text it
 stands for. The tree is built by :mod:`qvaf.dsl.parser` and nothing else builds it from text;
-:mod:`qvaf.dsl.check` validates it and :mod:`qvaf.dsl.fmt` prints it back.
+:mod:`qvaf.dsl.checker` validates it and :mod:`qvaf.dsl.fmt` prints it back.
 """
 
 from __future__ import annotations

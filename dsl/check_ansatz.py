@@ -1,4 +1,4 @@
-"""Semantic checks of an ansatz body (see :mod:`qvaf.dsl.check` for the rules)."""
+"""Semantic checks of an ansatz body (see :mod:`qvaf.dsl.checker` for the rules)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ def _plural(n: int, word: str, many: str | None = None) -> str:
 
 def check_ansatz(c, a: ast.Ansatz) -> None:
     """Report every problem of one ansatz through the checker ``c``."""
-    from .check import _keyword_span, did_you_mean
+    from .checker import _keyword_span, did_you_mean
 
     r = c.r
     errors_before = sum(d.severity == "error" for d in r.diagnostics)

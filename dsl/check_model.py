@@ -1,4 +1,4 @@
-"""Semantic checks of a model body (see :mod:`qvaf.dsl.check` for the rules)."""
+"""Semantic checks of a model body (see :mod:`qvaf.dsl.checker` for the rules)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ def _format_args(bound: dict) -> str:
 
 def check_model(c, m: ast.Model) -> None:
     """Report every problem of one model through the checker ``c``."""
-    from .check import _keyword_span, did_you_mean
+    from .checker import _keyword_span, did_you_mean
     from .check_ansatz import instantiate
 
     r = c.r

@@ -163,7 +163,7 @@ def _load(text: str | None, path: str) -> tuple[_Loader, str]:
 
 
 def _analyse(loader: _Loader) -> tuple[dict, dict, list[Diagnostic]]:
-    from .check import check_modules
+    from .checker import check_modules
 
     ansatze, models, diagnostics = check_modules(loader.modules, loader.sources)
     return ansatze, models, loader.diagnostics + diagnostics

@@ -244,3 +244,14 @@ def test_bind_args():
     assert bind_args(f, {"s": 2}, None) == {"s": 2.0}
     with pytest.raises(ConstError, match="missing argument 's' \\(float\\)"):
         bind_args(f, {}, None)
+
+
+def test_public_names_stay_functions_after_use():
+    import qvaf.dsl as dsl
+
+    load_program(spec("models", "regression.qvaf"))  # imports every dsl submodule lazily used
+    for name in dsl.__all__:
+        assert getattr(dsl, name) is not None
+    for name in ("parse", "check", "load_program", "program_from_text", "format_module",
+                 "bind_args", "eval_const", "eval_int"):
+        assert callable(getattr(dsl, name)) and not isinstance(getattr(dsl, name), type(dsl))
