@@ -16,6 +16,7 @@ Example::
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass, field
 
 from . import ast
@@ -62,7 +63,10 @@ def read_source(path: str | os.PathLike) -> str:
     try:
         if os.path.isdir(name):
             raise SourceError(f"'{name}' is a directory, not a .qvaf file")
-        size = os.stat(name).st_size
+        info = os.stat(name)
+        if not stat.S_ISREG(info.st_mode):
+            raise SourceError(f"'{name}' is not a regular file")
+        size = info.st_size
         if size > MAX_SOURCE_BYTES:
             raise SourceError(
                 f"'{name}' is {size} bytes; the limit for a spec is {MAX_SOURCE_BYTES} bytes",

@@ -105,6 +105,11 @@ def test_directory_without_specs_missing_file_and_directory_as_import(tmp_path, 
     assert code == 1 and "imported file 'd.qvaf' is a directory, not a .qvaf file" in text
 
 
+def test_device_file_is_refused(capsys):
+    code, text = run(capsys, "/dev/zero")
+    assert code == 1 and "error: '/dev/zero' is not a regular file" in text
+
+
 def test_unreadable_file(tmp_path, capsys, monkeypatch):
     from qvaf.dsl import program
 
