@@ -23,24 +23,10 @@ from __future__ import annotations
 import difflib
 
 from . import ast
-from .consteval import AXES, FUNCTIONS, ConstError, _coerce, bind_args, eval_const, eval_int
+from .consteval import AXES, FUNCTIONS, ConstError, coerce_arg, eval_const, eval_int
 from .errors import Diagnostic
 from .parser import source_line
-from .rules import (
-    ARG_TYPES,
-    BASES,
-    GATES,
-    INITIALISERS,
-    KEYWORDS,
-    OBSERVABLES,
-    OPTIONS,
-    POSTACTS,
-    RESERVED,
-)
-
-#: how many loop iterations the range check enumerates per instantiation
-MAX_ENUMERATION = 100_000
-
+from .rules import ARG_TYPES, INITIALISERS, KEYWORDS
 
 def did_you_mean(word: str, choices) -> str:
     """Return ``"; did you mean 'w'?"`` for the closest choice, or ``""``."""
@@ -276,7 +262,7 @@ class _Checker:
             if value is None:
                 continue
             try:
-                env[arg.name] = _coerce(arg, value, arg.default.span)
+                env[arg.name] = coerce_arg(arg, value, arg.default.span)
             except ConstError as exc:
                 self.r.error(arg.default.span, exc.message)
         return scope, env

@@ -211,7 +211,7 @@ def eval_int(expr: ast.Expr, env: Mapping[str, Value] | None = None) -> int:
     return value
 
 
-def _coerce(arg: ast.Arg, value, span) -> Value:
+def coerce_arg(arg: ast.Arg, value, span) -> Value:
     """Check ``value`` against the declared type of ``arg`` and convert int -> float."""
     if isinstance(value, numbers.Integral) and not isinstance(value, bool):
         value = int(value)
@@ -306,10 +306,10 @@ def bind_args(
             value, span, is_expr = given[arg.name]
             if is_expr:
                 value = _eval_actual(arg, value, env)
-            bound[arg.name] = _coerce(arg, value, span)
+            bound[arg.name] = coerce_arg(arg, value, span)
         elif arg.default is not None:
             value = _eval_actual(arg, arg.default, bound)
-            bound[arg.name] = _coerce(arg, value, arg.default.span)
+            bound[arg.name] = coerce_arg(arg, value, arg.default.span)
         else:
             raise ConstError(
                 f"missing argument '{arg.name}' ({arg.type})", where,
