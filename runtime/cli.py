@@ -21,6 +21,7 @@ COMMANDS = {
     "eval": ".cmd_train",
     "plot": ".cmd_train",
     "demo": ".cmd_train",
+    "tasks": ".cmd_train",
 }
 
 
