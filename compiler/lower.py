@@ -41,6 +41,7 @@ import numpy as np
 
 from qvaf.dsl import ast
 from qvaf.dsl.consteval import ConstError, bind_args, eval_const, eval_int
+from qvaf.dsl.rules import BASES
 
 from . import expr as E
 from .errors import CompileError, IRError
@@ -63,8 +64,6 @@ from .verify import RESERVED_NAMES, check_gate
 
 __all__ = ["lower_model", "lower_ansatz", "lower_kernel", "build_graph", "kernel_graph", "BASES"]
 
-#: base functions a kan layer may use (``base none`` drops the base term); the DSL's list
-BASES = ("silu", "gelu", "tanh", "none")
 _GATES = {op.value: op for op in GATE_ARITY}
 _RANDOM_INITS = {"normal": 2, "uniform": 2, "xavier": 0}
 

@@ -31,7 +31,7 @@ ARG_TYPES = ("int", "float", "axis")
 #: kan-layer options
 OPTIONS = ("base", "postact", "group")
 #: values of ``base``
-BASES = ("silu", "gelu", "tanh", "none")
+BASES = ("silu", "gelu", "tanh", "relu", "identity", "none")
 #: values of ``postact``
 POSTACTS = ("weight", "bias")
 #: per-layer array names the compiler adds; an ansatz may not declare them

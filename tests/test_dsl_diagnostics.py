@@ -266,8 +266,8 @@ CASES = {
         [(E, 3, 22, "unknown option 'bse'; did you mean 'base'?")],
     ),
     "bad base function": (
-        "model m {\n    input 2\n    kan 2 using pz { base relu }\n}\n", True,
-        [(E, 3, 22, "option 'base' takes one of silu, gelu, tanh, none; got relu")],
+        "model m {\n    input 2\n    kan 2 using pz { base swish }\n}\n", True,
+        [(E, 3, 22, "option 'base' takes one of silu, gelu, tanh, relu, identity, none; got swish")],
     ),
     "bad postact": (
         "model m {\n    input 2\n    kan 2 using pz { postact scale }\n}\n", True,
@@ -373,7 +373,7 @@ def test_rendered_diagnostic_has_caret_and_help():
 def test_every_error_in_a_file_is_reported():
     source = (
         "ansatz a {\n    rzz(x)\n    rz(y * x, 2)\n    measure q\n}\n"
-        "model m {\n    input 0\n    kan 3 using nope { base relu }\n}\n"
+        "model m {\n    input 0\n    kan 3 using nope { base swish }\n}\n"
     )
     with pytest.raises(SpecError) as info:
         program_from_text(source, "t.qvaf")
@@ -385,7 +385,7 @@ def test_every_error_in_a_file_is_reported():
         (4, 5, "unknown observable 'q'"),
         (7, 11, "layer width must be a positive integer, got 0"),
         (8, 5, "unknown ansatz 'nope'"),
-        (8, 24, "option 'base' takes one of silu, gelu, tanh, none; got relu"),
+        (8, 24, "option 'base' takes one of silu, gelu, tanh, relu, identity, none; got swish"),
     ]
     assert str(info.value).endswith("7 errors")
 
