@@ -36,7 +36,7 @@ import numpy as np
 
 from ..expr import depends_on_input, evaluate
 from ..ir import KanNode, Op
-from . import _common
+from . import _adjoint, _common, _so3
 from ._common import BackendError
 
 NAME = "jax"
@@ -124,88 +124,46 @@ def expand(circuit) -> list:
 
 
 # ----------------------------------------------------------------------------- the kernel
-#
-# A 3x3 matrix is a tuple of rows whose entries are Python floats (known at trace time) or
-# arrays of edge shape [O', in]; Bloch components are floats or arrays [B, O', in]. Products
-# and sums with the constants 0 and 1 are folded while tracing, so a fixed gate costs nothing
-# at run time and a rotation touches only its four non-trivial entries.
-
-
-def _mul(a, b):
-    if isinstance(a, float):
-        if a == 0.0:
-            return 0.0
-        if a == 1.0:
-            return b
-        if a == -1.0:
-            return -b
-        if isinstance(b, float):
-            return a * b
-    if isinstance(b, float):
-        if b == 0.0:
-            return 0.0
-        if b == 1.0:
-            return a
-        if b == -1.0:
-            return -a
-    return a * b
-
-
-def _add(*terms):
-    total = 0.0
-    for t in terms:
-        if isinstance(t, float) and t == 0.0:
-            continue
-        if isinstance(total, float) and total == 0.0:
-            total = t
-        else:
-            total = total + t
-    return total
-
-
-def _matmul(a, b):
-    """``a @ b`` for symbolic 3x3 matrices."""
-    return tuple(tuple(_add(*(_mul(a[i][k], b[k][j]) for k in range(3))) for j in range(3)) for i in range(3))
-
-
-def _apply(m, r, rows=(0, 1, 2)):
-    """Components ``rows`` of ``m @ r``."""
-    return tuple(_add(*(_mul(m[i][k], r[k]) for k in range(3))) for i in rows)
-
-
-def _const_matrix(mat: np.ndarray):
-    """A numeric 3x3 as a symbolic one, snapping round-off around 0 and +-1 to exact values."""
-    def snap(v):
-        v = float(v)
-        for exact in (0.0, 1.0, -1.0):
-            if abs(v - exact) < 1e-15:
-                return exact
-        return v
-
-    return tuple(tuple(snap(v) for v in row) for row in mat)
-
-
-def _rot_matrix(axis: str, c, s):
-    """The symbolic rotation about ``axis`` with cos/sin arrays ``c``, ``s``."""
-    ms = -s
-    if axis == "x":
-        return ((1.0, 0.0, 0.0), (0.0, c, ms), (0.0, s, c))
-    if axis == "y":
-        return ((c, 0.0, s), (0.0, 1.0, 0.0), (ms, 0.0, c))
-    return ((c, ms, 0.0), (s, c, 0.0), (0.0, 0.0, 1.0))
-
-
-def _rotate(axis: str, r, c, s):
-    """Rotate Bloch components ``r = (rx, ry, rz)`` about ``axis`` (c, s broadcast with r)."""
-    rx, ry, rz = r
-    if axis == "x":
-        return rx, _add(_mul(c, ry), -_mul(s, rz)), _add(_mul(s, ry), _mul(c, rz))
-    if axis == "y":
-        return _add(_mul(c, rx), _mul(s, rz)), ry, _add(_mul(c, rz), -_mul(s, rx))
-    return _add(_mul(c, rx), -_mul(s, ry)), _add(_mul(s, rx), _mul(c, ry)), rz
 
 
 _READ_ROW = {"x": 0, "y": 1, "z": 2, "inspired": 2}
+
+
+def _segments(steps, p, xe, dtype):
+    """Fuse the data-free stretches of a circuit, per edge.
+
+    Returns ``(v0, uploads, tail)``: the symbolic state before the first re-upload, one
+    ``(axis, cos, sin, M)`` per re-upload (``M`` the fused matrix after it, None when the
+    next gate is another re-upload) and, for a circuit without re-uploads, the matrix of
+    the whole circuit in ``tail``.
+    """
+    import jax.numpy as jnp
+
+    m = None  # pending data-free rotation (symbolic 3x3), None = identity
+    v0 = (0.0, 0.0, 1.0)
+    uploads = []
+    for step in steps:
+        if isinstance(step, _Fixed):
+            mat = _so3.const_matrix(step.matrix)
+            m = mat if m is None else _so3.matmul(mat, m)
+            continue
+        angle = jnp.asarray(evaluate(step.angle, xe, p, jnp, step.env), dtype)
+        c, s = jnp.cos(angle), jnp.sin(angle)
+        if not depends_on_input(step.angle):
+            mat = _so3.rot_matrix(step.axis, c, s)
+            m = mat if m is None else _so3.matmul(mat, m)
+            continue
+        # a data re-upload closes the pending data-free segment
+        if uploads:
+            uploads[-1][3] = m
+        elif m is not None:
+            v0 = _so3.apply(m, v0)
+        m = None
+        uploads.append([step.axis, c, s, None])
+    if uploads:
+        uploads[-1][3] = m
+        m = None
+    return v0, tuple(tuple(u) for u in uploads), m
 
 
 def edge_values(node: KanNode, layer_params, x, dtype):
@@ -222,28 +180,14 @@ def edge_values(node: KanNode, layer_params, x, dtype):
     steps = expand(node.kernel)
     p = _common.edge_params(node, layer_params, jnp, dtype)
     xe = x[:, None, :]  # [B, 1, in]: data angles without per-edge parameters stay this shape
-
-    m = None  # pending data-free rotation (symbolic 3x3), None = identity
-    r = (0.0, 0.0, 1.0)  # Bloch components; per edge until the first re-upload, then per sample
-    for step in steps:
-        if isinstance(step, _Fixed):
-            mat = _const_matrix(step.matrix)
-            m = mat if m is None else _matmul(mat, m)
-            continue
-        angle = jnp.asarray(evaluate(step.angle, xe, p, jnp, step.env), dtype)
-        c, s = jnp.cos(angle), jnp.sin(angle)
-        if not depends_on_input(step.angle):
-            mat = _rot_matrix(step.axis, c, s)
-            m = mat if m is None else _matmul(mat, m)
-            continue
-        # a data re-upload: flush the pending data-free segment, then rotate per sample
-        if m is not None:
-            r = _apply(m, r)
-            m = None
-        r = _rotate(step.axis, r, c, s)
+    probe = next((a for a in (*layer_params.values(), x) if a.size > 0), None)
+    v0, uploads, tail = _so3.materialise(lambda p_, xe_: _segments(steps, p_, xe_, dtype), (p, xe), probe)
 
     row = _READ_ROW[node.kernel.observable]
-    (value,) = _apply(m, r, (row,)) if m is not None else (r[row],)
+    if uploads:
+        value = _adjoint.run(v0, uploads, row, dtype)
+    else:  # no data re-upload at all: a per-edge constant
+        (value,) = _so3.apply(tail, v0, (row,)) if tail is not None else (v0[row],)
     shape = (x.shape[0], node.out_width, node.in_width)
     value = jnp.broadcast_to(jnp.asarray(value, dtype), shape)
     if node.kernel.observable == "inspired":

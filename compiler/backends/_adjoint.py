@@ -1,0 +1,154 @@
+"""The per-sample part of a kan layer's kernel, with a hand-written backward pass (adjoint sweep).
+
+After the data-free stretches are fused (per-edge matrices ``M_l``, computed by ordinary JAX
+code and differentiated by JAX), what remains per sample is
+
+.. math::
+
+    p_l = s_{l-1}, \qquad t_l = R_{a_l}(\varphi_l)\, p_l, \qquad s_l = M_l\, t_l,
+    \qquad s_0 = v_0, \qquad y = (s_L)_{\mathrm{row}}
+
+with ``v0`` the per-edge state before the first re-upload. The kernel passes ``cos`` and
+``sin`` of every data angle (computed once, outside the per-sample loop), not the angles.
+The forward pass keeps the states ``p_l``, ``t_l``; the backward pass sweeps the adjoint
+(co-state) vector ``lambda`` back once:
+
+.. math::
+
+    \bar M_l = \sum_b \lambda\, t_l^T, \quad \lambda \leftarrow M_l^T \lambda, \quad
+    \bar c_l = \lambda_u p_u + \lambda_v p_v, \quad \bar s_l = \lambda_v p_u - \lambda_u p_v, \quad
+    \lambda \leftarrow R_{a_l}(\varphi_l)^T \lambda, \quad \bar v_0 = \sum_b \lambda
+
+where (u, v) is the plane the rotation turns (``t_u = c p_u - s p_v``, ``t_v = s p_u + c p_v``).
+Sums run over every axis an input was broadcast along: the batch for per-edge matrices, and
+the output axis for data angles shared by all outputs (the hoisted ones). Letting JAX derive
+the backward pass itself costs several times more here (XLA re-derives the forward chain
+inside the backward fusions).
+
+Matrices and vectors are symbolic (:mod:`._so3`): entries known at trace time stay Python
+floats, so a fused block with zeros or ones costs only its non-trivial entries, forward and
+backward. Being a ``jax.custom_vjp``, the kernel supports reverse mode (``grad``, ``vjp``,
+``value_and_grad``) under ``jit`` and ``vmap``, not forward mode (``jvp``, ``jacfwd``).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from . import _so3
+
+_CORES: dict[tuple, object] = {}
+
+#: the rotated plane (u, v) of each axis: t_u = c p_u - s p_v, t_v = s p_u + c p_v
+_PLANE = {"x": (1, 2), "y": (2, 0), "z": (0, 1)}
+
+
+def _sum_to(g, shape, dtype):
+    """Reduce a cotangent ``g`` to an input's ``shape`` (undo broadcasting)."""
+    import jax.numpy as jnp
+
+    if isinstance(g, float):
+        return jnp.full(shape, g, dtype)
+    g = jnp.broadcast_to(g, jnp.broadcast_shapes(g.shape, tuple(shape)))
+    extra = g.ndim - len(shape)
+    if extra > 0:
+        g = g.sum(axis=tuple(range(extra)))
+    axes = tuple(i for i, n in enumerate(shape) if n == 1 and g.shape[i] != 1)
+    if axes:
+        g = g.sum(axis=axes, keepdims=True)
+    return jnp.broadcast_to(g, shape).astype(dtype)
+
+
+def run(v0, uploads: Sequence[tuple], row: int, dtype):
+    """The readout component ``row`` of the final state, differentiable by the adjoint sweep.
+
+    Args:
+        v0: symbolic state (3 entries) before the first re-upload.
+        uploads: ``(axis, c, s, M)`` per re-upload: cos and sin of the data angle and the
+            symbolic matrix applied after the rotation (None for none).
+        row: 0, 1, 2 for the x, y, z component.
+        dtype: the computation dtype.
+    """
+    v0_t, v0_arrays = _so3.split(v0)
+    trig = tuple((c, s) for _, c, s, _ in uploads)
+    plan, m_arrays = [], []
+    for axis, _, _, m in uploads:
+        m_t, arrays = _so3.split(m)
+        plan.append((axis, m_t))
+        m_arrays.append(tuple(arrays))
+    key = (v0_t, tuple(plan), row, str(dtype))
+    core = _CORES.get(key)
+    if core is None:
+        core = _CORES[key] = _make_core(v0_t, tuple(plan), row, dtype)
+    return core(tuple(v0_arrays), trig, tuple(m_arrays))
+
+
+def _make_core(v0_t, plan, row, dtype):
+    import jax
+    import jax.numpy as jnp
+
+    last = len(plan) - 1
+
+    def forward(v0_arrays, trig, m_arrays):
+        r = _so3.join(v0_t, v0_arrays)
+        for l, ((axis, m_t), (c, s), arrays) in enumerate(zip(plan, trig, m_arrays)):
+            r = _so3.rotate(axis, r, c, s)
+            m = _so3.join(m_t, arrays)
+            if m is not None:
+                r = _so3.apply(m, r, (row,) if l == last else (0, 1, 2))
+                if l == last:
+                    r = {row: r[0]}
+        value = r[row]
+        return jnp.asarray(value, dtype) if isinstance(value, float) else value
+
+    @jax.custom_vjp
+    def core(v0_arrays, trig, m_arrays):
+        return forward(v0_arrays, trig, m_arrays)
+
+    def forward_step(axis, m_t, r, c, s, arrays):
+        t = _so3.rotate(axis, r, c, s)
+        m = _so3.join(m_t, arrays)
+        return r, t, (t if m is None else _so3.apply(m, t))
+
+    def core_fwd(v0_arrays, trig, m_arrays):
+        r = _so3.join(v0_t, v0_arrays)
+        states = []
+        for (axis, m_t), (c, s), arrays in zip(plan, trig, m_arrays):
+            p, t, r = forward_step(axis, m_t, r, c, s, arrays)
+            states.append((p, t))
+        value = r[row]
+        value = jnp.asarray(value, dtype) if isinstance(value, float) else value
+        return value, (v0_arrays, trig, m_arrays, tuple(states))
+
+    def backward_step(axis, m_t, lam, p, t, c, s, arrays):
+        m = _so3.join(m_t, arrays)
+        grads = [None] * len(arrays)
+        if m is not None:
+            for i in range(3):
+                for j in range(3):
+                    kind, slot = m_t[1][i][1][j]
+                    if kind == "a":
+                        grads[slot] = _sum_to(_so3.mul(lam[i], t[j]), arrays[slot].shape, dtype)
+            lam = _so3.apply(_so3.transpose(m), lam)
+        u, v = _PLANE[axis]
+        dc = _so3.add(_so3.mul(lam[u], p[u]), _so3.mul(lam[v], p[v]))
+        ds = _so3.add(_so3.mul(lam[v], p[u]), -_so3.mul(lam[u], p[v]))
+        lam = _so3.rotate(axis, lam, c, -s)  # R(phi)^T = R(-phi)
+        return lam, (_sum_to(dc, c.shape, dtype), _sum_to(ds, s.shape, dtype)), tuple(grads)
+
+    def core_bwd(res, g):
+        v0_arrays, trig, m_arrays, states = res
+        lam = tuple(g if k == row else 0.0 for k in range(3))
+        d_trig, d_mats = [None] * len(plan), [None] * len(plan)
+        for l in range(last, -1, -1):
+            axis, m_t = plan[l]
+            (c, s), (p, t) = trig[l], states[l]
+            lam, d_trig[l], d_mats[l] = backward_step(axis, m_t, lam, p, t, c, s, m_arrays[l])
+        d_v0 = [None] * len(v0_arrays)
+        for k, (kind, slot) in enumerate(v0_t[1]):
+            if kind == "a":
+                d_v0[slot] = _sum_to(lam[k], v0_arrays[slot].shape, dtype)
+        return tuple(d_v0), tuple(d_trig), tuple(d_mats)
+
+    core.defvjp(core_fwd, core_bwd)
+    return core

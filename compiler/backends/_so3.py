@@ -1,0 +1,145 @@
+"""Symbolic 3x3 algebra for the Bloch-vector kernels, folded at trace time.
+
+A 3x3 matrix is a tuple of rows whose entries are Python floats (known while tracing) or
+arrays (per edge ``[O', in]``); Bloch components are floats or arrays (``[B, O', in]``).
+Products and sums with the constants 0 and +-1 are folded while tracing, so a fixed gate
+costs nothing at run time and a rotation touches only its four non-trivial entries.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def mul(a, b):
+    """``a * b`` with 0 and +-1 folded."""
+    if isinstance(a, float):
+        if a == 0.0:
+            return 0.0
+        if a == 1.0:
+            return b
+        if a == -1.0:
+            return -b
+        if isinstance(b, float):
+            return a * b
+    if isinstance(b, float):
+        if b == 0.0:
+            return 0.0
+        if b == 1.0:
+            return a
+        if b == -1.0:
+            return -a
+    return a * b
+
+
+def add(*terms):
+    """The sum of ``terms`` with zeros folded."""
+    total = 0.0
+    for t in terms:
+        if isinstance(t, float) and t == 0.0:
+            continue
+        if isinstance(total, float) and total == 0.0:
+            total = t
+        else:
+            total = total + t
+    return total
+
+
+def matmul(a, b):
+    """``a @ b`` for symbolic 3x3 matrices."""
+    return tuple(tuple(add(*(mul(a[i][k], b[k][j]) for k in range(3))) for j in range(3)) for i in range(3))
+
+
+def apply(m, r, rows=(0, 1, 2)):
+    """Components ``rows`` of ``m @ r``."""
+    return tuple(add(*(mul(m[i][k], r[k]) for k in range(3))) for i in rows)
+
+
+def const_matrix(mat: np.ndarray):
+    """A numeric 3x3 as a symbolic one, snapping round-off around 0 and +-1 to exact values."""
+    def snap(v):
+        v = float(v)
+        for exact in (0.0, 1.0, -1.0):
+            if abs(v - exact) < 1e-15:
+                return exact
+        return v
+
+    return tuple(tuple(snap(v) for v in row) for row in mat)
+
+
+def rot_matrix(axis: str, c, s):
+    """The symbolic rotation about ``axis`` with cos/sin arrays ``c``, ``s``."""
+    ms = -s
+    if axis == "x":
+        return ((1.0, 0.0, 0.0), (0.0, c, ms), (0.0, s, c))
+    if axis == "y":
+        return ((c, 0.0, s), (0.0, 1.0, 0.0), (ms, 0.0, c))
+    return ((c, ms, 0.0), (s, c, 0.0), (0.0, 0.0, 1.0))
+
+
+def rotate(axis: str, r, c, s):
+    """Rotate Bloch components ``r = (rx, ry, rz)`` about ``axis`` (c, s broadcast with r)."""
+    rx, ry, rz = r
+    if axis == "x":
+        return rx, add(mul(c, ry), -mul(s, rz)), add(mul(s, ry), mul(c, rz))
+    if axis == "y":
+        return add(mul(c, rx), mul(s, rz)), ry, add(mul(c, rz), -mul(s, rx))
+    return add(mul(c, rx), -mul(s, ry)), add(mul(s, rx), mul(c, ry)), rz
+
+
+def transpose(m):
+    """The transpose of a symbolic 3x3 (the inverse of a rotation)."""
+    return tuple(tuple(m[j][i] for j in range(3)) for i in range(3))
+
+
+def split(tree):
+    """Separate a nested tuple/list structure into a hashable template and its arrays.
+
+    Leaves that are Python floats, strings or None stay in the template; every other leaf
+    (an array) is replaced by its index into the returned list of arrays.
+    """
+    arrays: list = []
+
+    def walk(node):
+        if isinstance(node, (tuple, list)):
+            return ("T", tuple(walk(n) for n in node))
+        if node is None or isinstance(node, (float, str)):
+            return ("c", node)
+        arrays.append(node)
+        return ("a", len(arrays) - 1)
+
+    return walk(tree), arrays
+
+
+def join(template, arrays):
+    """Inverse of :func:`split` (lists come back as tuples)."""
+    kind, v = template
+    if kind == "T":
+        return tuple(join(t, arrays) for t in v)
+    return v if kind == "c" else arrays[v]
+
+
+def materialise(fn, operands, probe):
+    """``fn(*operands)`` computed as a block of its own.
+
+    XLA fuses cheap-looking producers into their consumers, even transcendental ones whose
+    result a consumer reads many times: left alone it evaluates the per-edge cos/sin of the
+    fused matrices once per *sample* and the hoisted data-angle cos/sin once per *output*. A
+    conditional is a fusion boundary; both branches are ``fn``, so the (runtime) predicate
+    does not matter. Array-free leaves of the result (trace-time constants) are passed
+    around the conditional.
+    """
+    import jax
+
+    if probe is None:
+        return fn(*operands)
+    in_template, in_arrays = split(operands)
+    templates = []
+
+    def branch(*arrays):
+        template, out = split(fn(*join(in_template, arrays)))
+        templates.append(template)
+        return tuple(out)
+
+    flat = jax.lax.cond(probe.ravel()[0] == probe.ravel()[0], branch, branch, *in_arrays)
+    return join(templates[0], flat)
