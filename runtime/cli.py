@@ -38,16 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"qvaf {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    seen = set()
     for module_name in dict.fromkeys(COMMANDS.values()):
-        try:
-            module = importlib.import_module(module_name, __package__)
-        except ModuleNotFoundError as exc:  # a stage not built yet
-            if exc.name and exc.name.endswith(module_name.lstrip(".")):
-                continue
-            raise
-        module.add_parser(sub)
-        seen.add(module_name)
+        importlib.import_module(module_name, __package__).add_parser(sub)
     return parser
 
 
