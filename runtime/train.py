@@ -37,7 +37,9 @@ from qvaf.dsl.errors import QvafError
 
 from . import metrics as M
 
-OPTIMIZERS = ("adam", "adamw", "lbfgs")
+OPTIMIZERS = ("adam", "adamw", "lbfgs", "lm")
+#: optimizers that take no learning rate and always train full batch
+FULL_BATCH = ("lbfgs", "lm")
 SCHEDULES = ("constant", "cosine", "warmup_cosine", "exponential")
 DEFAULT_LR = {"adam": 1e-2, "adamw": 1e-2}
 
@@ -88,8 +90,9 @@ class TrainConfig:
     Attributes:
         steps: total optimizer steps.
         batch_size: minibatch size; None (or >= the train set) trains full batch.
-        optimizer: ``adam``, ``adamw`` or ``lbfgs`` (full batch, zoom line search), or a
-            phase schedule ``"adam:0,lbfgs:500"``.
+        optimizer: ``adam``, ``adamw``, ``lbfgs`` (full batch, zoom line search) or ``lm``
+            (Levenberg-Marquardt, full batch, MSE only, small models; see
+            :mod:`qvaf.runtime.lm`), or a phase schedule ``"adam:0,lbfgs:500"``.
         lr: peak learning rate (None: 1e-2); L-BFGS takes its step from the line search.
         schedule: ``constant``, ``cosine`` (to 1% of lr at ``steps``), ``warmup_cosine``
             (linear warmup over ``warmup_steps``), ``exponential`` (lr * decay_rate**(t/steps)).
@@ -133,9 +136,9 @@ class TrainConfig:
         phases = self.optimizer_phases()
         need(self.schedule in SCHEDULES, f"unknown schedule '{self.schedule}'; choices: {', '.join(SCHEDULES)}")
         need(self.lr is None or (self.lr > 0 and math.isfinite(self.lr)), f"learning rate must be > 0, got {self.lr}")
-        if all(p == "lbfgs" for _, p in phases):
-            need(self.lr is None, "lbfgs takes its step size from a line search; drop --lr")
-            need(self.schedule == "constant", "lbfgs takes its step size from a line search; drop --schedule")
+        if all(p in FULL_BATCH for _, p in phases):
+            need(self.lr is None, "lbfgs and lm choose their own step size; drop --lr")
+            need(self.schedule == "constant", "lbfgs and lm choose their own step size; drop --schedule")
             need(self.clip_norm is None, "gradient clipping applies to adam/adamw only; drop --clip")
         need(self.clip_norm is None or self.clip_norm > 0, f"clip norm must be > 0, got {self.clip_norm}")
         for name in ("eval_every", "log_every", "lbfgs_memory", "top_k"):
@@ -216,6 +219,8 @@ def make_optimizer(config: TrainConfig, name: str, phase_start: int):
 
     if name == "lbfgs":
         return optax.lbfgs(memory_size=config.lbfgs_memory)
+    if name == "lm":
+        return _LMInit()
     base = _schedule_fn(config)
 
     def sched(count):
@@ -225,6 +230,15 @@ def make_optimizer(config: TrainConfig, name: str, phase_start: int):
     if config.clip_norm is not None:
         opt = optax.chain(optax.clip_by_global_norm(config.clip_norm), opt)
     return opt
+
+
+class _LMInit:
+    """Levenberg-Marquardt has no optax transformation; this gives its state like one."""
+
+    def init(self, params):
+        from . import lm
+
+        return lm.init(model_dtype(params))
 
 
 # ----------------------------------------------------------------------------- state
@@ -329,11 +343,38 @@ def model_dtype(params):
 # ----------------------------------------------------------------------------- the jitted chunk
 
 
+_RUNNERS: dict = {}  # compiled chunk runners, reused by later fits of the same model and options
+_RUNNER_CACHE_SIZE = 8
+
+
+def _runner(model, params, config: TrainConfig, opt_name: str, phase_start: int, loss_name: str, n_train: int):
+    """:func:`_make_runner`, cached so that several fits of one model (seeds, restarts) compile once."""
+    import jax
+
+    fields = dataclasses.replace(config, seed=0, eval_every=1, patience=None, checkpoint_every=None,
+                                 extend=None, top_k=1, optimizer="adam")
+    if opt_name in FULL_BATCH or config.schedule == "constant":  # the step count does not matter
+        fields = dataclasses.replace(fields, steps=1)
+    shapes = tuple((tuple(np.shape(a)), str(np.asarray(a).dtype) if not hasattr(a, "dtype") else str(a.dtype))
+                   for a in jax.tree_util.tree_leaves(params))
+    key = (id(model), fields, opt_name, phase_start, loss_name, n_train,
+           jax.tree_util.tree_structure(params), shapes)
+    hit = _RUNNERS.get(key)
+    if hit is not None and hit[0] is model:
+        return hit[1:]
+    made = _make_runner(model, params, config, opt_name, phase_start, loss_name, n_train)
+    if len(_RUNNERS) >= _RUNNER_CACHE_SIZE:
+        _RUNNERS.pop(next(iter(_RUNNERS)))
+    _RUNNERS[key] = (model, *made)  # holding the model keeps its id from being reused
+    return made
+
+
 def _make_runner(model, params, config: TrainConfig, opt_name: str, phase_start: int, loss_name: str,
                  n_train: int):
     """Jitted ``run(train_leaves, fixed, opt_state, key, start, n, x, y)`` doing ``n`` steps,
     jitted ``next_loss(train_leaves, fixed, key, t, x, y)``, and the batch size."""
     import jax
+    import jax.flatten_util
     import jax.numpy as jnp
     import optax
 
@@ -341,7 +382,7 @@ def _make_runner(model, params, config: TrainConfig, opt_name: str, phase_start:
     loss_f = M.loss_function(loss_name)
     opt = make_optimizer(config, opt_name, phase_start)
     dtype = model_dtype(params)
-    full = opt_name == "lbfgs" or config.batch_size is None or config.batch_size >= n_train
+    full = opt_name in FULL_BATCH or config.batch_size is None or config.batch_size >= n_train
     batch = n_train if full else int(config.batch_size)
     per_epoch = max(1, n_train // batch)
     apply = model.apply
@@ -358,7 +399,7 @@ def _make_runner(model, params, config: TrainConfig, opt_name: str, phase_start:
 
     def next_loss(tl, fl, key, t, x, y):
         """The loss step ``t`` would compute (checked before a checkpoint is written)."""
-        if opt_name == "lbfgs":
+        if opt_name in FULL_BATCH:
             return objective(tl, fl, x, y)
         xb, yb = batch_at(key, t, x, y)
         return objective(tl, fl, xb, yb)
@@ -372,6 +413,16 @@ def _make_runner(model, params, config: TrainConfig, opt_name: str, phase_start:
 
                 value, grad = optax.value_and_grad_from_state(f)(tl, state=os)
                 updates, os = opt.update(grad, os, tl, value=value, grad=grad, value_fn=f)
+            elif opt_name == "lm":
+                from . import lm
+
+                flat, unravel = jax.flatten_util.ravel_pytree(tl)
+
+                def predict(v, xb):
+                    return apply(merge(unravel(v), fl, treedef, mask), xb)
+
+                new, os, value = lm.step(flat, os, lambda v, x1: predict(v, x1[None])[0], predict, x, y)
+                return unravel(new), os, losses.at[i].set(value.astype(losses.dtype))
             else:
                 xb, yb = batch_at(key, start + i, x, y)
                 value, grad = jax.value_and_grad(objective)(tl, fl, xb, yb)
@@ -388,12 +439,29 @@ def _make_runner(model, params, config: TrainConfig, opt_name: str, phase_start:
 # ----------------------------------------------------------------------------- evaluation
 
 
+_APPLY: dict = {}
+
+
+def jit_apply(model):
+    """``jax.jit(model.apply)``, one per model (reused across fits and evaluations)."""
+    import jax
+
+    hit = _APPLY.get(id(model))
+    if hit is not None and hit[0] is model:
+        return hit[1]
+    if len(_APPLY) >= _RUNNER_CACHE_SIZE:
+        _APPLY.pop(next(iter(_APPLY)))
+    fn = jax.jit(model.apply)
+    _APPLY[id(model)] = (model, fn)
+    return fn
+
+
 def predict(model, params, x, *, batch: int = 8192, apply_jit=None) -> np.ndarray:
     """Model outputs for ``x`` (numpy in, numpy out), evaluated in batches."""
     import jax
     import jax.numpy as jnp
 
-    f = apply_jit or jax.jit(model.apply)
+    f = apply_jit or jit_apply(model)
     dtype = model_dtype(params)
     outs = [np.asarray(f(params, jnp.asarray(x[i:i + batch], dtype))) for i in range(0, len(x), batch)]
     return np.concatenate(outs) if outs else np.zeros((0, 1))
@@ -456,6 +524,8 @@ def fit(model, params, dataset, config: TrainConfig, *, state: TrainState | None
         raise TrainError(f"loss '{loss_name}' does not fit the {dataset.kind} task '{dataset.name}'")
     if config.patience is not None and len(dataset.x_val) == 0:
         raise TrainError("early stopping needs a validation split; the task has none")
+    if any(o == "lm" for _, o in config.optimizer_phases()):
+        _check_lm(model, params if state is None else state.params, dataset, loss_name)
     if config.extend and extender is None:
         from .extend import extend as extender
     metric_name = M.METRIC_OF_KIND[dataset.kind][0]
@@ -468,7 +538,7 @@ def fit(model, params, dataset, config: TrainConfig, *, state: TrainState | None
     ydtype = dtype if dataset.kind == "regression" else jnp.int32
     x, y = jnp.asarray(dataset.x_train, dtype), jnp.asarray(dataset.y_train, ydtype)
     n_train = len(dataset.x_train)
-    apply_jit = jax.jit(model.apply)
+    apply_jit = jit_apply(model)
     runner = next_loss = batch = None
     ckpt_every = config.checkpoint_every or config.eval_every
     prev_good = state
@@ -481,7 +551,7 @@ def fit(model, params, dataset, config: TrainConfig, *, state: TrainState | None
         nonlocal t_mark, samples, window
         now = time.perf_counter()
         rec = {"step": step, "train_loss": float(np.mean(window)) if window else float("nan"),
-               "lr": learning_rate(config, step - 1) if config.phase_at(step - 1)[1] != "lbfgs" else 0.0,
+               "lr": learning_rate(config, step - 1) if config.phase_at(step - 1)[1] not in FULL_BATCH else 0.0,
                "samples_per_s": samples / max(now - t_mark, 1e-9)}
         if len(dataset.x_val):
             ev = evaluate(model, state.params, dataset.x_val, dataset.y_val, dataset.kind,
@@ -501,9 +571,9 @@ def fit(model, params, dataset, config: TrainConfig, *, state: TrainState | None
                         opt_state=init_opt_state(model, params2, config, state.step),
                         **({"best_params": params2, "best_metric": None, "best_step": state.step, "stale": 0}
                            if params2 is not state.params else {}))
-                    apply_jit = jax.jit(model.apply)
+                    apply_jit = jit_apply(model)
                     _check_shapes(model, state.params, dataset)
-                runner, next_loss, batch = _make_runner(model, state.params, config, opt_name, phase_start, loss_name, n_train)
+                runner, next_loss, batch = _runner(model, state.params, config, opt_name, phase_start, loss_name, n_train)
             nxt = min([config.steps] + [b for b in config.boundaries() if b > state.step]
                       + [(state.step // p + 1) * p for p in (config.log_every, config.eval_every, ckpt_every)])
             n = nxt - state.step
@@ -557,6 +627,19 @@ def fit(model, params, dataset, config: TrainConfig, *, state: TrainState | None
     if stop_reason == "early_stopping" and on_checkpoint is not None:
         on_checkpoint(state, model, log)
     return FitResult(state, model, log, stop_reason, message)
+
+
+def _check_lm(model, params, dataset, loss_name) -> None:
+    from .lm import MAX_JACOBIAN
+
+    if loss_name != "mse":
+        raise TrainError(f"lm (Levenberg-Marquardt) fits least squares: it needs the mse loss, not {loss_name}")
+    tl, _, _, _ = partition(params, model.trainable)
+    n_params = sum(int(np.prod(np.shape(p))) for p in tl)
+    size = len(dataset.x_train) * dataset.out_width * n_params
+    if size > MAX_JACOBIAN:
+        raise TrainError(f"lm builds the full Jacobian ({len(dataset.x_train)} samples x {dataset.out_width} outputs x "
+                         f"{n_params} parameters = {size:.3g} numbers, limit {MAX_JACOBIAN:.0e}); use lbfgs or adam")
 
 
 def _apply_phase(model, params, reps, extender):

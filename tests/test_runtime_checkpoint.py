@@ -35,7 +35,7 @@ def _resume(out, model, data, config):
     return T.fit(model, state.params, data, config, state=state, log=log, on_checkpoint=_saver(out, config))
 
 
-@pytest.mark.parametrize("optimizer, batch", [("adam", 32), ("adamw:0,lbfgs:40", None)])
+@pytest.mark.parametrize("optimizer, batch", [("adam", 32), ("adamw:0,lbfgs:40", None), ("adam:0,lm:30", None)])
 def test_resume_after_a_kill_is_bit_identical(tmp_path, optimizer, batch):
     model, data = MLP([2, 8, 1]), regression_data()
     config = T.TrainConfig(steps=70, batch_size=batch, optimizer=optimizer, eval_every=10, log_every=5,

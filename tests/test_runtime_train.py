@@ -89,6 +89,26 @@ def test_lbfgs_solves_a_linear_least_squares_problem():
     assert res.log.history[-1]["val_rmse"] < 1e-8
 
 
+def test_levenberg_marquardt_solves_least_squares_and_fits_a_curve():
+    jax.config.update("jax_enable_x64", True)
+    model = MLP([3, 1], dtype="float64")
+    res = _fit(T.TrainConfig(steps=10, optimizer="lm", batch_size=None, eval_every=10), model, linear_data())
+    assert res.log.history[-1]["val_rmse"] < 1e-8  # Gauss-Newton is exact on a linear model
+    mlp = MLP([2, 8, 1], dtype="float64")
+    lm = _fit(T.TrainConfig(steps=60, optimizer="lm", batch_size=None, eval_every=60), mlp)
+    adam = _fit(T.TrainConfig(steps=60, optimizer="adam", batch_size=None, eval_every=60), mlp)
+    assert lm.log.history[-1]["val_rmse"] < 0.2 * adam.log.history[-1]["val_rmse"]
+    losses = np.array(lm.log.losses)
+    assert np.all(np.diff(losses) <= 0)  # only steps that lower the loss are accepted
+
+
+def test_levenberg_marquardt_refuses_classification():
+    ds = Dataset("c", "classification", np.zeros((8, 2)), np.zeros(8, np.int32), np.zeros((0, 2)),
+                 np.zeros(0, np.int32), np.zeros((2, 2)), np.zeros(2, np.int32), n_classes=2)
+    with pytest.raises(QvafError, match="lm .* needs the mse loss"):
+        _fit(T.TrainConfig(steps=2, optimizer="lm"), MLP([2, 2]), ds)
+
+
 def test_optimizer_phases_switch_and_reinitialise_state():
     cfg = T.TrainConfig(steps=60, optimizer="adam:0,lbfgs:30", batch_size=None, eval_every=30)
     res = _fit(cfg)
@@ -204,7 +224,7 @@ def test_classification_training_reaches_high_accuracy():
 
 @pytest.mark.parametrize("kwargs, msg", [
     (dict(optimizer="sgd"), "unknown optimizer 'sgd'"),
-    (dict(optimizer="lbfgs", lr=0.1), "line search"),
+    (dict(optimizer="lbfgs", lr=0.1), "choose their own step size"),
     (dict(schedule="linear"), "unknown schedule"),
     (dict(steps=0), "steps must be a positive integer"),
     (dict(extend="1:0,x:10"), "bad extension schedule entry"),
