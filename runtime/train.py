@@ -531,6 +531,9 @@ def fit(model, params, dataset, config: TrainConfig, *, state: TrainState | None
     metric_name = M.METRIC_OF_KIND[dataset.kind][0]
     if state is None and config.extend:  # the schedule's entry at step 0 sets the starting reps
         model, params = _apply_phase(model, params, config.phase_at(0)[2], extender)
+        later = [r for s, r in config.extend_schedule() if s > 0]
+        if later:  # refuse an impossible schedule now, not after hours of training
+            _apply_phase(model, params, max(later), extender)
     state = state if state is not None else init_state(model, params, config)
     log = log if log is not None else RunLog()
     _check_shapes(model, state.params, dataset)

@@ -97,3 +97,13 @@ def test_extension_schedule_in_training_float32():
     # the loss is continuous across an extension: the first loss after it equals what the
     # extended model computes for the parameters reached just before
     assert abs(res.log.losses[10] - res.log.losses[9]) < 0.5 * res.log.losses[9]
+
+
+def test_impossible_schedule_is_refused_before_training():
+    m = _model(PZ, "pz", reps=1, dtype="float32", widths=(2, 1))
+    data = load_task("toy_sin2", n_train=64, n_test=16)
+    calls = []
+    with pytest.raises(ExtendError, match="changes the network's function"):
+        T.fit(m, m.init(jax.random.PRNGKey(0)), data, T.TrainConfig(steps=100, extend="1:0,2:50"),
+              on_record=calls.append)
+    assert calls == []  # nothing was trained
