@@ -1,4 +1,4 @@
-"""The per-sample part of a kan layer's kernel, with a hand-written backward pass (adjoint sweep).
+r"""The per-sample part of a kan layer's kernel, with a hand-written backward pass (adjoint sweep).
 
 After the data-free stretches are fused (per-edge matrices ``M_l``, computed by ordinary JAX
 code and differentiated by JAX), what remains per sample is
@@ -33,6 +33,7 @@ backward. Being a ``jax.custom_vjp``, the kernel supports reverse mode (``grad``
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Sequence
 
 from . import _so3
@@ -105,6 +106,10 @@ def _make_core(v0_t, plan, row, dtype):
     def core(v0_arrays, trig, m_arrays):
         return forward(v0_arrays, trig, m_arrays)
 
+    # Each step of the differentiated pass runs as a block of its own (_so3.materialise): the
+    # states it returns are written once, instead of XLA re-deriving the chain inside every
+    # consumer (a cost quadratic in the number of re-uploads).
+
     def forward_step(axis, m_t, r, c, s, arrays):
         t = _so3.rotate(axis, r, c, s)
         m = _so3.join(m_t, arrays)
@@ -114,7 +119,7 @@ def _make_core(v0_t, plan, row, dtype):
         r = _so3.join(v0_t, v0_arrays)
         states = []
         for (axis, m_t), (c, s), arrays in zip(plan, trig, m_arrays):
-            p, t, r = forward_step(axis, m_t, r, c, s, arrays)
+            p, t, r = _so3.materialise(partial(forward_step, axis, m_t), (r, c, s, arrays), c)
             states.append((p, t))
         value = r[row]
         value = jnp.asarray(value, dtype) if isinstance(value, float) else value
@@ -143,7 +148,8 @@ def _make_core(v0_t, plan, row, dtype):
         for l in range(last, -1, -1):
             axis, m_t = plan[l]
             (c, s), (p, t) = trig[l], states[l]
-            lam, d_trig[l], d_mats[l] = backward_step(axis, m_t, lam, p, t, c, s, m_arrays[l])
+            lam, d_trig[l], d_mats[l] = _so3.materialise(
+                partial(backward_step, axis, m_t), (lam, p, t, c, s, m_arrays[l]), c)
         d_v0 = [None] * len(v0_arrays)
         for k, (kind, slot) in enumerate(v0_t[1]):
             if kind == "a":

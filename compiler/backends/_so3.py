@@ -124,14 +124,18 @@ def materialise(fn, operands, probe):
 
     XLA fuses cheap-looking producers into their consumers, even transcendental ones whose
     result a consumer reads many times: left alone it evaluates the per-edge cos/sin of the
-    fused matrices once per *sample* and the hoisted data-angle cos/sin once per *output*. A
-    conditional is a fusion boundary; both branches are ``fn``, so the (runtime) predicate
-    does not matter. Array-free leaves of the result (trace-time constants) are passed
-    around the conditional.
+    fused matrices once per *sample* and the hoisted data-angle cos/sin once per *output*,
+    and re-derives a chain of states inside every consumer of it. A conditional is a fusion
+    boundary: ``fn`` runs as its branch under a predicate that is always true but opaque to
+    XLA (``v == v or v != v`` for a runtime value ``v`` of ``probe``), so the other branch (NaN
+    arrays of the same shapes, cheap to compile) never runs. Array-free leaves of the result
+    (trace-time constants) are passed around the conditional. Op by op (``jax.disable_jit``)
+    there is no fusion to prevent and ``fn`` is called directly.
     """
     import jax
+    import jax.numpy as jnp
 
-    if probe is None:
+    if probe is None or jax.config.jax_disable_jit:
         return fn(*operands)
     in_template, in_arrays = split(operands)
     templates = []
@@ -141,5 +145,11 @@ def materialise(fn, operands, probe):
         templates.append(template)
         return tuple(out)
 
-    flat = jax.lax.cond(probe.ravel()[0] == probe.ravel()[0], branch, branch, *in_arrays)
+    shapes = jax.eval_shape(branch, *in_arrays)
+
+    def poisoned(*arrays):
+        return tuple(jnp.full(s.shape, jnp.nan, s.dtype) for s in shapes)
+
+    first = probe.ravel()[0]
+    flat = jax.lax.cond((first == first) | (first != first), branch, poisoned, *in_arrays)
     return join(templates[0], flat)
