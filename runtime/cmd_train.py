@@ -76,7 +76,7 @@ def add_parser(subparsers) -> None:
     p.set_defaults(run=run_tasks)
 
     p = subparsers.add_parser("demo", help="compile, train, evaluate and plot a small QKAN in seconds")
-    p.add_argument("--out", default=None, help="run directory (default runs/demo)")
+    p.add_argument("--out", default=None, help="run directory (default: runs/demo, or runs/demo-N if taken)")
     p.add_argument("--steps", type=int, default=600, help="training steps (default 600)")
     _add_output_flags(p)
     p.set_defaults(run=run_demo)
@@ -149,7 +149,7 @@ def _print_summary(summary: dict, seconds: float) -> None:
     test = summary["test"]
     metric = "rmse" if summary["kind"] == "regression" else "accuracy"
     print(f"trained {summary['model']} ({summary['param_count']} parameters) on {summary['task']} "
-          f"for {summary['step']} steps in {seconds:.1f} s")
+          f"for {summary['step']} steps; {seconds:.1f} s in all")
     if summary.get("message"):
         print(summary["message"])
     print(f"test {metric}: {test[metric]:.6g}   test loss: {test['loss']:.6g}")
@@ -261,7 +261,12 @@ def run_demo(args) -> int:
     from .train import TrainConfig
 
     t0 = time.perf_counter()
-    out = args.out or os.path.join("runs", "demo")
+    out = args.out
+    if out is None:  # the default folder: the first free runs/demo, runs/demo-2, ...
+        out, n = os.path.join("runs", "demo"), 1
+        while os.path.exists(out):
+            n += 1
+            out = os.path.join("runs", f"demo-{n}")
     spec = find_spec("regression")
     if os.path.exists(os.path.join(out, "checkpoints", "latest")):
         from .run import RunError

@@ -147,3 +147,15 @@ def test_resume_after_sigkill_is_bit_identical(tmp_path):
     a, b = _losses(killed), _losses(straight)
     assert len(a) == len(b) == total
     assert np.array_equal(a, b)  # bit for bit
+
+
+def test_demo_compiles_trains_evaluates_and_plots(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, stdout, _ = _run(capsys, "demo", "--steps", "60", "--quiet", "--json")
+    assert code == 0
+    summary = json.loads(stdout.splitlines()[-1])
+    assert summary["out"] == os.path.join("runs", "demo") and summary["step"] == 60
+    assert summary["test"]["rmse"] < 0.6  # y = sin(pi x) cos(pi y) has RMS 0.5: it learned something
+    assert len(summary["plots"]) == 3 and all(os.path.isfile(f) for f in summary["plots"])
+    code, stdout, _ = _run(capsys, "demo", "--steps", "10", "--quiet", "--json")
+    assert code == 0 and json.loads(stdout.splitlines()[-1])["out"] == os.path.join("runs", "demo-2")
