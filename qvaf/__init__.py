@@ -7,6 +7,9 @@ Public API (heavy dependencies are imported only when used)::
     model = qvaf.compile(spec, model="regression")
     params = model.init(jax.random.PRNGKey(0))
     y = model.apply(params, x)
+
+Training and layer extension: ``qvaf.fit``, ``qvaf.TrainConfig``, ``qvaf.evaluate``,
+``qvaf.load_task``, ``qvaf.extend``; hybrid blocks: ``qvaf.hqkan``.
 """
 
 import importlib
@@ -20,6 +23,13 @@ _LAZY = {
     "load": "qvaf._api",
     "compile": "qvaf._api",
     "Compiled": "qvaf._api",
+    "extend": "qvaf.runtime.extend",
+    "hqkan": "qvaf.runtime.hqkan",
+    "HQKAN": "qvaf.runtime.hqkan",
+    "fit": "qvaf.runtime.train",
+    "TrainConfig": "qvaf.runtime.train",
+    "evaluate": "qvaf.runtime.train",
+    "load_task": "qvaf.runtime.data",
 }
 
 __all__ = ["QvafError", "__version__", *_LAZY]

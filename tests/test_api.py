@@ -45,9 +45,12 @@ def regression():
 
 
 def test_public_names():
-    for name in ("load", "compile", "Compiled", "QvafError", "__version__"):
-        assert hasattr(qvaf, name), name
-    assert set(qvaf.__all__) >= {"load", "compile", "Compiled", "QvafError", "__version__"}
+    public = {"load", "compile", "Compiled", "QvafError", "__version__", "extend", "hqkan", "HQKAN",
+              "fit", "TrainConfig", "evaluate", "load_task"}
+    assert set(qvaf.__all__) == public
+    for name in sorted(public):  # every lazily exported name resolves to a real object
+        assert getattr(qvaf, name) is not None, name
+    assert callable(qvaf.extend) and callable(qvaf.hqkan) and callable(qvaf.fit)
     assert isinstance(qvaf.__version__, str)
     assert issubclass(qvaf.QvafError, Exception)
 
