@@ -4,6 +4,8 @@
   re-uploads, trainable and fixed scalar counts, and the highest frequency the activation
   can contain.
 * :func:`unused_params` — per-edge parameter entries the optimised circuit never reads.
+* :func:`domain_limits` — data-dependent angles that leave the real numbers for some inputs
+  (``acos``/``asin`` outside [-1, 1], ``log``/``sqrt`` of negatives): px's encoding is one.
 
 **Frequency spectrum.** An encoding rotation ``R_sigma(a x + d)`` = exp(-i (a x + d) sigma/2)
 multiplies the state by e^{+-i a x / 2}; in the expectation <O> = tr(O U rho U^dagger) each
@@ -27,12 +29,13 @@ from dataclasses import dataclass
 
 import networkx as nx
 
-from .expr import Const, Unary, depends_on_input, param_refs, to_str
+from .expr import Const, Unary, depends_on_input, param_refs, to_str, walk
 from .ir import FusedOp, GateOp, KanNode, LinearNode, LoopOp
 from .passes import count_gates, run_pipeline, unroll_circuit
 from .simplify import affine_in_x
 
-__all__ = ["LayerStats", "UnusedParam", "stats", "unused_params", "frequency_bound", "layer_order"]
+__all__ = ["LayerStats", "UnusedParam", "DomainLimit", "stats", "unused_params", "domain_limits",
+           "frequency_bound", "layer_order"]
 
 
 @dataclass(frozen=True)
@@ -244,3 +247,45 @@ def _all_indices(shape):
     import itertools
 
     return list(itertools.product(*(range(s) for s in shape)))
+
+
+#: functions whose real domain is limited, with the condition their argument must meet
+_LIMITED = {"acos": "in [-1, 1]", "asin": "in [-1, 1]", "log": "> 0", "sqrt": ">= 0"}
+
+
+@dataclass(frozen=True)
+class DomainLimit:
+    """A data-dependent sub-expression ``fn(arg)`` that is real only when ``arg`` meets ``need``."""
+
+    layer: str
+    ansatz: str
+    expr: str
+    need: str
+
+    def message(self) -> str:
+        return (f"{self.layer} ({self.ansatz}): {self.expr} needs its argument {self.need}; "
+                f"inputs outside give NaN (scale the data or constrain the pre-activation)")
+
+
+def domain_limits(graph: nx.DiGraph) -> list[DomainLimit]:
+    """Every data-dependent ``acos``/``asin``/``log``/``sqrt`` in the kernels, once per layer.
+
+    The reference package returns NaN silently for px inputs outside [-1, 1]; qvaf names the
+    layer and the expression instead (``qvaf inspect`` notes, and the message when training
+    meets a NaN loss).
+    """
+    out = []
+    for layer in layer_order(graph):
+        rec = graph.nodes[layer]["op"]
+        if not isinstance(rec, KanNode):
+            continue
+        seen = set()
+        for g in _all_gates(rec.kernel.ops):
+            for a in g.angles:
+                for node in walk(a):
+                    if isinstance(node, Unary) and node.fn in _LIMITED and depends_on_input(node.arg):
+                        text = to_str(node)
+                        if text not in seen:
+                            seen.add(text)
+                            out.append(DomainLimit(layer, rec.ansatz, text, _LIMITED[node.fn]))
+    return out

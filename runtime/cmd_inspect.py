@@ -130,7 +130,7 @@ def _ansatz_label(rec) -> str:
 
 
 def run(opts, out=None, err=None) -> int:
-    from qvaf.compiler.analysis import stats, unused_params
+    from qvaf.compiler.analysis import domain_limits, stats, unused_params
     from qvaf.compiler.lower import lower_ansatz, lower_model
     from qvaf.compiler.passes import run_pipeline
     from qvaf.compiler.printer import format_graph
@@ -173,6 +173,8 @@ def run(opts, out=None, err=None) -> int:
             print(line, file=out)
         for u in unused_params(optimized):
             print(f"warning: {kind} {name}: {u.message()}", file=err)
+        for d in domain_limits(optimized):
+            print(f"note: {kind} {name}: {d.message()}", file=err)
     print(LEGEND, file=out)
     return 0
 

@@ -488,6 +488,17 @@ def _check_shapes(model, params, dataset):
                          + (f" ({dataset.n_classes} classes)" if dataset.kind == "classification" else ""))
 
 
+def _domain_hint(model) -> str:
+    """Name the data-dependent acos/asin/log/sqrt of the model's kernels, the usual NaN source."""
+    graph = getattr(model, "ir", None)
+    if graph is None:
+        return ""
+    from qvaf.compiler.analysis import domain_limits
+
+    limits = domain_limits(graph)
+    return "".join(f". Possible cause: {d.message()}" for d in limits)
+
+
 def _all_finite(tree) -> bool:
     import jax
 
@@ -590,7 +601,8 @@ def fit(model, params, dataset, config: TrainConfig, *, state: TrainState | None
                 good = state if bad[0] > 0 else prev_good
                 stop_reason = "nan"
                 message = (f"loss is {losses[bad[0]]} at step {at}; stopped. Parameters are those at "
-                           f"step {good.step}" + ("; the last checkpoint is kept" if on_checkpoint else ""))
+                           f"step {good.step}" + ("; the last checkpoint is kept" if on_checkpoint else "")
+                           + _domain_hint(model))
                 state = good
                 break
             prev_good = state

@@ -94,3 +94,18 @@ def test_unused_params_names_entries_only_dropped_gates_read():
     assert "layer0.u (all 2 entries per edge)" in found[2].message()
     # nothing is reported for the circuit as lowered: every entry is read there
     assert [u.name for u in unused_params(kernel_graph(c))] == ["u"]
+
+
+def test_domain_limits_name_data_dependent_acos_log_sqrt_only():
+    from qvaf.compiler.analysis import domain_limits
+
+    xw = Binary("*", ref("w", 0), Input())
+    c = Circuit((g(Op.RX, Unary("acos", xw)),                     # limited: reads x
+                 g(Op.RY, Unary("acos", ref("t", 0))),            # data-free: not reported
+                 g(Op.RZ, Unary("log", Binary("+", Input(), Const(2.0)))),
+                 g(Op.RZ, Unary("sin", Input()))),                # sin is defined everywhere
+                "z", (("w", (1,)), ("t", (1,))))
+    found = domain_limits(kernel_graph(c))
+    assert [(d.layer, d.expr, d.need) for d in found] == [
+        ("layer0", "acos(w[0] * x)", "in [-1, 1]"), ("layer0", "log(x + 2)", "> 0")]
+    assert "inputs outside give NaN" in found[0].message()

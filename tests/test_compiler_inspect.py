@@ -60,6 +60,7 @@ def test_ansatz_only_spec_and_unused_param_warning(capsys):
     assert r["layer0"][:12] == ["layer0", "kan", "px(reps=3)", "1->1", "1", "8", "->", "7", "6", "3", "4", "1"]
     assert r["layer0"][12] == "[1]" and "degree <= 3 in the angle acos" in out
     assert "theta[3] never read by the optimised circuit" in err
+    assert "note: ansatz px: layer0 (px): acos(x) needs its argument in [-1, 1]" in err
 
 
 def test_trainable_encoding_frequency_note(capsys):

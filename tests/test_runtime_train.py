@@ -250,3 +250,22 @@ def test_parse_schedule_and_config_round_trip():
     assert cfg.boundaries() == [0, 5]
     with pytest.raises(QvafError, match="unknown training option"):
         T.TrainConfig.from_json({"steps": 3, "stepz": 4})
+
+
+def test_nan_from_an_acos_encoding_names_the_layer_and_expression():
+    import qvaf
+    from pathlib import Path
+
+    px = Path(__file__).resolve().parents[1] / "specs" / "ansatz" / "px.qvaf"
+    source = px.read_text() + "\nmodel m {\n    input 2\n    kan 1 using px(reps = 2)\n}\n"
+    from qvaf.dsl import program_from_text
+
+    model = qvaf.compile(program_from_text(source, str(px)), dtype="float64")
+    data = regression_data()
+    data = Dataset("wide", "regression", 3.0 * data.x_train, data.y_train, 3.0 * data.x_val, data.y_val,
+                   3.0 * data.x_test, data.y_test)  # inputs reach |x| = 3: acos(x) is NaN there
+    res = T.fit(model, model.init(jax.random.PRNGKey(0)), data,
+                T.TrainConfig(steps=20, batch_size=None, eval_every=4, log_every=4))
+    assert res.stop_reason == "nan"
+    assert "at step 0" in res.message
+    assert "layer0 (px): acos(x) needs its argument in [-1, 1]" in res.message
