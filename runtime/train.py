@@ -510,6 +510,34 @@ def fit(model, params, dataset, config: TrainConfig, *, state: TrainState | None
         log: RunLog | None = None, extender: Callable | None = None,
         on_checkpoint: Callable | None = None, on_record: Callable[[dict], None] | None = None,
         progress: bool = False) -> FitResult:
+    """Train ``model`` on ``dataset``; see :func:`_fit` for the arguments.
+
+    A float32 model trains with JAX's 64-bit mode switched off for the duration, whatever the
+    global flag says (``import catalyst`` switches it on): optax derives some scalars (Adam's
+    bias correction, schedules) from the step count in the default float type, so without this
+    the same seed would give different losses in a process where 64-bit mode is on.
+    """
+    import contextlib
+
+    import jax
+
+    leaves = jax.tree_util.tree_leaves(state.params if state is not None else params)
+    kinds = {np.dtype(getattr(a, "dtype", np.float64)) for a in leaves if np.dtype(getattr(a, "dtype", np.float64)).kind == "f"}
+    if kinds == {np.dtype(np.float32)}:
+        from jax.experimental import disable_x64
+
+        scope = disable_x64()
+    else:
+        scope = contextlib.nullcontext()
+    with scope:
+        return _fit(model, params, dataset, config, state=state, log=log, extender=extender,
+                    on_checkpoint=on_checkpoint, on_record=on_record, progress=progress)
+
+
+def _fit(model, params, dataset, config: TrainConfig, *, state: TrainState | None = None,
+         log: RunLog | None = None, extender: Callable | None = None,
+         on_checkpoint: Callable | None = None, on_record: Callable[[dict], None] | None = None,
+         progress: bool = False) -> FitResult:
     """Train ``model`` on ``dataset`` from ``params`` (or continue from ``state``).
 
     Args:
