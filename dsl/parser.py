@@ -26,6 +26,7 @@ from functools import lru_cache
 from importlib import resources
 
 from lark import Lark, Token, Transformer_NonRecursive, v_args
+from lark.parsers.lalr_interactive_parser import InteractiveParser
 from lark.exceptions import (
     LarkError,
     UnexpectedCharacters,
@@ -46,6 +47,8 @@ MAX_NESTING = 100
 MAX_EXPR_DEPTH = 200
 #: longest numeric literal accepted, in characters
 MAX_NUMBER_CHARS = 100
+#: most syntax errors reported for one file; recovery stops (with a final note) after this many
+MAX_SYNTAX_ERRORS = 20
 
 _OPENERS = {"LPAR": "RPAR", "LSQB": "RSQB", "LBRACE": "RBRACE"}
 _CLOSERS = {"RPAR", "RSQB", "RBRACE"}
@@ -487,6 +490,153 @@ def _syntax_diagnostic(exc: Exception, file: str, text: str) -> Diagnostic:
     return Diagnostic("error", f"syntax error: {exc}", ast.Span(file, 1, 1, 1, 1), None)
 
 
+def _recover(text: str, file: str) -> list[Diagnostic]:
+    """Parse ``text`` again with panic-mode error recovery and return every syntax diagnostic.
+
+    Drives the LALR parser token by token (same contextual lexing and layout rule as
+    :class:`_Layout`). The parser state is saved after each statement separator and each '{'.
+    On an unexpected token the error is recorded, the state goes back to the last save point,
+    and tokens are skipped (a '{' opened while skipping is skipped up to its '}') until a
+    separator or a '}' the saved state accepts; parsing resumes there. A character no terminal
+    matches is recorded and skipped. Every token of the input is consumed exactly once, so this
+    always terminates; it stops once it has found one error more than :data:`MAX_SYNTAX_ERRORS`.
+    """
+    lark = _lark()
+    interactive = lark.parse_interactive(text)
+    state = interactive.parser_state
+    table = state.parse_conf.parse_table.states
+    lexer_state = interactive.lexer_thread.state
+    contextual = lark.parser.lexer.lexer
+    parser = interactive.parser
+    brackets: list[Token] = []
+    _local.open_brackets = brackets
+    diagnostics: list[Diagnostic] = []
+    seen: set[tuple[int, int, str]] = set()
+    stopped = False
+    skipping = [False]  # inside panic mode
+    lex_error = [False]  # a bad character was just skipped
+
+    def record(diagnostic: Diagnostic) -> None:
+        nonlocal stopped
+        key = (diagnostic.span.line, diagnostic.span.col, diagnostic.message)
+        if key not in seen:
+            seen.add(key)
+            diagnostics.append(diagnostic)
+        if len(diagnostics) > MAX_SYNTAX_ERRORS:  # one past the cap tells parse() to stop
+            stopped = True
+
+    def tokens():
+        """The token stream after the layout rule; lexer errors are recorded and skipped."""
+        while not stopped:
+            try:
+                lexer = contextual.lexers[state.position]
+                try:
+                    tok = lexer.next_token(lexer_state, state)
+                except UnexpectedCharacters:
+                    tok = contextual.root_lexer.next_token(lexer_state, state)
+            except EOFError:
+                return
+            except UnexpectedCharacters as exc:
+                if not skipping[0]:  # a bad character inside skipped text is not reported
+                    record(_syntax_diagnostic(exc, file, text))
+                    lex_error[0] = True  # the statement is broken: skip the rest of it
+                pos = lexer_state.line_ctr.char_pos
+                if pos >= len(text):
+                    return
+                lexer_state.line_ctr.feed(text[pos : pos + 1])
+                continue
+            kind = tok.type
+            if kind == "_NL":
+                if brackets and brackets[-1].type != "LBRACE":
+                    continue
+            elif kind in _OPENERS:
+                brackets.append(tok)
+                if len(brackets) > MAX_NESTING:
+                    record(
+                        _syntax_diagnostic(
+                            _LimitError(
+                                f"nesting deeper than {MAX_NESTING} levels of brackets or blocks",
+                                tok,
+                            ),
+                            file,
+                            text,
+                        )
+                    )
+                    return
+            elif kind == "RBRACE":
+                while brackets and brackets[-1].type != "LBRACE":
+                    brackets.pop()
+                if brackets:
+                    brackets.pop()
+            elif kind in _CLOSERS:
+                if brackets and _OPENERS[brackets[-1].type] == kind:
+                    brackets.pop()
+            yield tok
+
+    def save():
+        return list(state.state_stack), list(state.value_stack), len(brackets)
+
+    def feed(tok: Token) -> bool:
+        try:
+            state.feed_token(tok, tok.type == "$END")
+        except UnexpectedToken as exc:
+            exc.interactive_parser = InteractiveParser(parser, state.copy(False), interactive.lexer_thread)
+            record(_syntax_diagnostic(exc, file, text))
+            return False
+        return True
+
+    def accepts(tok: Token) -> bool:
+        # a trial run on a copy: the table may list a token whose reductions then lead nowhere
+        trial = state.copy(False)
+        try:
+            trial.feed_token(tok, False)
+        except UnexpectedToken:
+            return False
+        return True
+
+    point = save()
+    stream = tokens()
+    last = None
+    glued = False  # the error was an early end of line: a '{' block right after belongs to it
+    for tok in stream:
+        last = tok
+        if not lex_error[0] and not (glued and tok.type == "LBRACE"):
+            glued = False
+            if feed(tok):
+                if tok.type in ("_NL", "_SEMI", "LBRACE"):
+                    point = save()
+                continue
+        # panic mode: back to the last save point, skip to the end of the broken statement
+        state.state_stack[:] = point[0]
+        state.value_stack[:] = point[1]
+        del brackets[point[2] :]
+        skipping[0] = True
+        depth = 0
+        skipped = tok
+        while skipped is not None and not stopped:
+            kind = skipped.type
+            if kind == "LBRACE":
+                depth += 1
+                del brackets[point[2] :]  # the skipped block's '{' is not open any more
+            elif kind == "RBRACE" and depth > 0:
+                depth -= 1
+            elif depth == 0 and kind in ("_NL", "_SEMI", "RBRACE") and accepts(skipped):
+                state.feed_token(skipped, False)
+                point = save()
+                break
+            skipped = next(stream, None)
+            if skipped is not None:
+                last = skipped
+        skipping[0] = False
+        lex_error[0] = False
+        glued = tok.type == "_NL" and skipped is tok
+    if not stopped:
+        end = Token.new_borrow_pos("$END", "", last) if last is not None else Token("$END", "")
+        feed(end)
+    _local.open_brackets = None
+    return diagnostics
+
+
 def _too_deep(module: ast.Module) -> ast.Span | None:
     """Return the span of a node nested deeper than MAX_EXPR_DEPTH (iteratively), else None."""
     stack = [(module, 0)]
@@ -520,8 +670,9 @@ def parse(text: str, filename: str = "<string>") -> ast.Module:
         The module, with comments attached to their statement lists.
 
     Raises:
-        SpecError: On a syntax error or a size / nesting limit, with one diagnostic that
-            points at the offending token.
+        SpecError: On syntax errors, with one diagnostic per error (the parser recovers at
+            the next statement and goes on, up to :data:`MAX_SYNTAX_ERRORS`), or on a size /
+            nesting limit, with one diagnostic that points at the offending token.
     """
     if not isinstance(text, str):
         raise TypeError("parse() takes the source text as str")
@@ -544,7 +695,29 @@ def parse(text: str, filename: str = "<string>") -> ast.Module:
     try:
         tree = _lark().parse(text)
     except (UnexpectedInput, _LimitError) as exc:
-        raise SpecError([_syntax_diagnostic(exc, filename, text)]) from None
+        found = [_syntax_diagnostic(exc, filename, text)]
+        if not isinstance(exc, _LimitError):
+            # report the further syntax errors too; the first one stays exactly as found above
+            _local.comments = None
+            where = (found[0].span.line, found[0].span.col)
+            try:
+                found += [d for d in _recover(text, filename) if (d.span.line, d.span.col) > where]
+            except Exception:  # noqa: BLE001 - recovery is best effort; the first error stands
+                pass
+            finally:
+                _local.open_brackets = None
+        if len(found) > MAX_SYNTAX_ERRORS:
+            cut = found[MAX_SYNTAX_ERRORS]
+            found = found[:MAX_SYNTAX_ERRORS] + [
+                Diagnostic(
+                    "error",
+                    f"too many syntax errors; stopped after the first {MAX_SYNTAX_ERRORS}",
+                    cut.span,
+                    cut.source_line,
+                    "fix these and check the file again",
+                )
+            ]
+        raise SpecError(found) from None
     except RecursionError:
         raise SpecError(
             [Diagnostic("error", "input nested too deeply to parse", ast.Span(filename, 1, 1, 1, 1))]

@@ -475,3 +475,47 @@ def test_unreadable_top_file(tmp_path):
     (d,) = check(bad)
     assert (d.span.line, d.span.col) == (2, 6)
     assert d.message == f"'{bad}' is not valid UTF-8 (byte 0xff at offset 16)"
+
+
+# ----------------------------------------------------------------------------- syntax recovery
+
+
+def test_several_syntax_errors_are_reported_together():
+    source = (
+        "ansatz a {\n    rz(x +)\n    ry(x)\n    rx(x) h\n    param t = \n    measure z\n}\n"
+    )
+    with pytest.raises(SpecError) as info:
+        program_from_text(source, "t.qvaf")
+    found = [(d.span.line, d.span.col, d.message) for d in info.value.diagnostics]
+    assert found == [
+        (2, 11, "unexpected ')'; expected '(', '+', '-', a name, a number or an integer"),
+        (4, 11, "unexpected 'h'; expected ';', '}' or a newline"),
+        (5, 15, "unexpected end of line; expected '(', '+', '-', a name, a number or an integer"),
+    ]
+    assert str(info.value).endswith("3 errors")
+    assert _found(source) == [(E, line, col, msg) for line, col, msg in found]
+
+
+def test_syntax_recovery_stops_at_the_cap():
+    from qvaf.dsl.parser import MAX_SYNTAX_ERRORS
+
+    source = "ansatz a {\n" + "".join(f"    rz(x {i} +)\n" for i in range(50)) + "    measure z\n}\n"
+    found = _found(source)
+    assert len(found) == MAX_SYNTAX_ERRORS + 1
+    assert found[0] == (E, 2, 10, "unexpected '0'; expected ')', '*', '**', '+', ',', '-' or '/'")
+    assert [line for _, line, _, _ in found[:-1]] == list(range(2, 2 + MAX_SYNTAX_ERRORS))
+    assert found[-1] == (
+        E, 2 + MAX_SYNTAX_ERRORS, 10,
+        f"too many syntax errors; stopped after the first {MAX_SYNTAX_ERRORS}",
+    )
+
+
+def test_syntax_recovery_skips_a_broken_block_and_a_bad_character():
+    source = (
+        "}\nansatz a {\n    for l in 0.. {\n        rz(x)\n    }\n    rz(x $ 2)\n    measure z\n}\n"
+    )
+    assert _found(source) == [
+        (E, 1, 1, "unexpected '}'; expected ';', 'ansatz', 'import', 'model', a newline or end of file"),
+        (E, 3, 18, "unexpected '{'; expected '(', '+', '-', a name, a number or an integer"),
+        (E, 6, 10, "unexpected character '$'"),
+    ]
