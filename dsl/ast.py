@@ -90,6 +90,26 @@ class Call:
 Expr = Union[Num, Name, Index, UnaryOp, BinOp, Call]
 
 
+def iter_expr(expr: "Expr"):
+    """Yield ``expr`` and every sub-expression (an Index yields its base Name and indices).
+
+    Iterative, so the deepest expressions the parser admits cannot exhaust the Python stack.
+    """
+    stack = [expr]
+    while stack:
+        node = stack.pop()
+        yield node
+        if isinstance(node, Index):
+            stack.append(node.base)
+            stack.extend(node.indices)
+        elif isinstance(node, UnaryOp):
+            stack.append(node.operand)
+        elif isinstance(node, BinOp):
+            stack.extend((node.left, node.right))
+        elif isinstance(node, Call):
+            stack.extend(node.args)
+
+
 # ----------------------------------------------------------------------------- shared pieces
 
 

@@ -280,9 +280,7 @@ def instantiate(a: ast.Ansatz, env: dict) -> list[tuple[ast.Span | None, str]]:
                     shapes[s.name] = dims
 
     def indices(expr, env):
-        stack = [expr]
-        while stack:
-            node = stack.pop()
+        for node in ast.iter_expr(expr):
             if isinstance(node, ast.Index):
                 dims = shapes.get(node.base.id)
                 for axis, index in enumerate(node.indices):
@@ -299,12 +297,6 @@ def instantiate(a: ast.Ansatz, env: dict) -> list[tuple[ast.Span | None, str]]:
                             f"index {value} is out of range for axis {axis} of "
                             f"'{node.base.id}' with size {dims[axis]}{where}",
                         )
-            elif isinstance(node, ast.UnaryOp):
-                stack.append(node.operand)
-            elif isinstance(node, ast.BinOp):
-                stack.extend((node.left, node.right))
-            elif isinstance(node, ast.Call):
-                stack.extend(node.args)
 
     loop_vars: set[str] = set()
 

@@ -60,22 +60,8 @@ def _keyword_span(node, keyword: str) -> ast.Span | None:
 
 
 def _names_in(expr) -> list[ast.Name]:
-    """All Name nodes (including indexed bases) of an expression, iteratively."""
-    out, stack = [], [expr]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, ast.Name):
-            out.append(node)
-        elif isinstance(node, ast.Index):
-            out.append(node.base)
-            stack.extend(node.indices)
-        elif isinstance(node, ast.UnaryOp):
-            stack.append(node.operand)
-        elif isinstance(node, ast.BinOp):
-            stack.extend((node.left, node.right))
-        elif isinstance(node, ast.Call):
-            stack.extend(node.args)
-    return out
+    """All Name nodes (including indexed bases) of an expression."""
+    return [node for node in ast.iter_expr(expr) if isinstance(node, ast.Name)]
 
 
 # ----------------------------------------------------------------------------- scopes
