@@ -22,6 +22,9 @@ COMMANDS = {
     "plot": ".cmd_train",
     "demo": ".cmd_train",
     "tasks": ".cmd_train",
+    "export": ".cmd_hardware",
+    "run": ".cmd_hardware",
+    "cost": ".cmd_hardware",
 }
 
 
