@@ -9,7 +9,8 @@ Public API (heavy dependencies are imported only when used)::
     y = model.apply(params, x)
 
 Training and layer extension: ``qvaf.fit``, ``qvaf.TrainConfig``, ``qvaf.evaluate``,
-``qvaf.load_task``, ``qvaf.extend``; hybrid blocks: ``qvaf.hqkan``.
+``qvaf.load_task``, ``qvaf.extend``; hybrid blocks: ``qvaf.hqkan``; OpenQASM export and
+execution: ``qvaf.hardware``.
 """
 
 import importlib
@@ -32,10 +33,15 @@ _LAZY = {
     "load_task": "qvaf.runtime.data",
 }
 
-__all__ = ["QvafError", "__version__", *_LAZY]
+#: public submodules, imported on first access
+_SUBMODULES = ("hardware",)
+
+__all__ = ["QvafError", "__version__", *_LAZY, *_SUBMODULES]
 
 
 def __getattr__(name):
+    if name in _SUBMODULES:
+        return importlib.import_module(f"qvaf.{name}")
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'qvaf' has no attribute {name!r}")
@@ -45,4 +51,4 @@ def __getattr__(name):
 
 
 def __dir__():
-    return sorted(set(globals()) | set(_LAZY))
+    return sorted(set(globals()) | set(_LAZY) | set(_SUBMODULES))

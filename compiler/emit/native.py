@@ -134,7 +134,7 @@ def _clifford(op: Op, angles: tuple[Expr, ...]) -> tuple[NativeGate, ...]:
 
     if op in _CLIFF_FIXED:
         return (_g(_CLIFF_FIXED[op]),)
-    shown = f"{op.value}({', '.join(render(a) for a in angles)})" if angles else op.value
+    shown = f"{op.value}({', '.join(render(a, functions=True) for a in angles)})" if angles else op.value
     if op in _CLIFF_ROT:
         return _CLIFF_ROT[op][_quarter_turns(angles[0], shown)]
     if op == Op.U3:
