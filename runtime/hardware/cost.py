@@ -1,4 +1,4 @@
-"""What a forward pass costs on hardware, and how many shots a target precision needs.
+r"""What a forward pass costs on hardware, and how many shots a target precision needs.
 
 Counts (per forward pass of one sample): circuits and jobs (programs) per layer, qubits per
 program, native gates by name and depth per circuit, from the same plan the export writes.
