@@ -438,3 +438,32 @@ def test_import_qvaf_hardware_is_light():
             "if m in sys.modules]; print(','.join(heavy))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_estimator_v2_style_executor(exported):
+    """The IBM Runtime example of docs/hardware.md, with qiskit's reference StatevectorEstimator
+    and a generic backend's transpilation (routing, layout, native gates) in place of a device."""
+    from qiskit import qasm3
+    from qiskit.primitives import StatevectorEstimator
+    from qiskit.providers.fake_provider import GenericBackendV2
+    from qiskit.quantum_info import SparsePauliOp
+    from qiskit.transpiler import generate_preset_pass_manager
+
+    def estimator_executor(backend, estimator, precision=0.01):
+        pm = generate_preset_pass_manager(backend=backend, optimization_level=1)
+
+        def run(jobs):
+            pubs = []
+            for text, inputs, _shots in jobs:
+                circ = qasm3.loads(text).remove_final_measurements(inplace=False)
+                isa = pm.run(circ.assign_parameters({p: inputs[p.name] for p in circ.parameters}))
+                n = circ.num_qubits
+                pubs.append((isa, [SparsePauliOp("I" * (n - 1 - k) + "Z" + "I" * k).apply_layout(isa.layout)
+                                   for k in range(n)]))
+            return [list(r.data.evs) for r in estimator.run(pubs, precision=precision).result()]
+
+        return run
+
+    x = np.random.default_rng(4).uniform(-1, 1, (2, 2))
+    executor = estimator_executor(GenericBackendV2(num_qubits=5, seed=1), StatevectorEstimator(), precision=0.0)
+    np.testing.assert_allclose(hw.run(exported, x, executor), hw.run(exported, x, "statevector"), rtol=0, atol=1e-10)

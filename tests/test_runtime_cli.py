@@ -157,5 +157,8 @@ def test_demo_compiles_trains_evaluates_and_plots(tmp_path, capsys, monkeypatch)
     assert summary["out"] == os.path.join("runs", "demo") and summary["step"] == 60
     assert summary["test"]["rmse"] < 0.6  # y = sin(pi x) cos(pi y) has RMS 0.5: it learned something
     assert len(summary["plots"]) == 3 and all(os.path.isfile(f) for f in summary["plots"])
+    hardware = summary["hardware"]  # exported to QASM 3 and run back through the statevector executor
+    assert os.path.isfile(os.path.join(hardware["export"], "manifest.json")) and hardware["samples"] == 16
+    assert hardware["max_abs_diff"] < 1e-5 and "circuits in 15 jobs" in hardware["cost"]
     code, stdout, _ = _run(capsys, "demo", "--steps", "10", "--quiet", "--json")
     assert code == 0 and json.loads(stdout.splitlines()[-1])["out"] == os.path.join("runs", "demo-2")
