@@ -7,6 +7,7 @@ Pipeline stages, each in its own module::
     verify.py    verify(graph): the IR's invariants
     analysis.py  stats (per-layer counts, frequency spectrum), unused_params
     backends/    executors of the IR (jax, reference, ...)
+    emit/        OpenQASM 3 and 2 programs of edge circuits in native gate sets
 """
 
 from .analysis import LayerStats, UnusedParam, stats, unused_params

@@ -89,20 +89,24 @@ def _network(args):
 def _dataset(args):
     from .data import DataError, load_task
 
+    import numpy as np
+
+    if args.samples < 1:
+        raise QvafError(f"--samples must be at least 1, got {args.samples}")
     if args.task:
         ds = load_task(args.task)
-        label = f"test split of {ds.name}"
+        x, y, label = ds.x_test, ds.y_test, f"test samples of {ds.name}"
     else:
         path = args.data
         kind = "npz" if path.endswith(".npz") else "csv" if path.endswith(".csv") else None
         if kind is None:
             raise DataError(f"--data {path}: expected a .npz (arrays x, y) or a .csv file")
-        ds = load_task(f"{kind}:{path}")
-        label = f"test split of {os.path.basename(path)}"
-    if args.samples < 1:
-        raise QvafError(f"--samples must be at least 1, got {args.samples}")
-    n = min(args.samples, len(ds.x_test))
-    return ds, ds.x_test[:n], ds.y_test[:n], label
+        ds = load_task(f"{kind}:{path}")  # every sample of the file, whatever split it fell in
+        x = np.concatenate([ds.x_train, ds.x_val, ds.x_test])
+        y = np.concatenate([ds.y_train, ds.y_val, ds.y_test])
+        label = f"samples of {os.path.basename(path)}"
+    n = min(args.samples, len(x))
+    return ds, x[:n], y[:n], label
 
 
 # ----------------------------------------------------------------------------- commands
@@ -159,7 +163,7 @@ def run_run(args) -> int:
         print(json.dumps(record))
     else:
         how = "exact" if shots is None else f"{shots} shots per job"
-        print(f"{len(x)} samples of the {label} through {args.executor} ({how}; {record['jobs']} jobs, {seconds:.1f} s)")
+        print(f"{len(x)} {label} through {args.executor} ({how}; {record['jobs']} jobs, {seconds:.1f} s)")
         print(f"  {metric}: {m_hw:.6g} (executor)   {m_jax:.6g} (JAX model)   max |difference| {diff:.3g}")
     return 0
 

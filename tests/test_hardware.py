@@ -467,3 +467,22 @@ def test_estimator_v2_style_executor(exported):
     x = np.random.default_rng(4).uniform(-1, 1, (2, 2))
     executor = estimator_executor(GenericBackendV2(num_qubits=5, seed=1), StatevectorEstimator(), precision=0.0)
     np.testing.assert_allclose(hw.run(exported, x, executor), hw.run(exported, x, "statevector"), rtol=0, atol=1e-10)
+
+
+def test_run_on_a_data_file_and_outside_an_encodings_domain(tmp_path, capsys):
+    spec = str(tmp_path / "pxnet.qvaf")
+    with open(os.path.join(SPECS, "ansatz", "px.qvaf")) as fh:
+        text = fh.read()
+    with open(spec, "w") as fh:
+        fh.write(text + "\nmodel pxnet { input 2; kan 3 using px(reps = 2) { postact weight } }\n")
+    out = str(tmp_path / "export")
+    assert main(["export", spec, "--basis", "rz-rx90", "--out", out]) == 0
+    capsys.readouterr()
+    rng = np.random.default_rng(0)
+    data = str(tmp_path / "data.npz")
+    np.savez(data, x=rng.uniform(-0.9, 0.9, (12, 2)), y=rng.normal(size=12))
+    assert main(["run", out, "--data", data, "--samples", "5", "--json"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["samples"] == 5 and record["max_abs_diff"] < 1e-5 and record["data"] == "samples of data.npz"
+    with pytest.raises(hw.HardwareError, match=r"layer0, sample 0: input a_0_0 .* is nan .*outside the encoding's domain"):
+        hw.run(out, np.array([[1.5, 0.0]]))

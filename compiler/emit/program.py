@@ -70,14 +70,16 @@ class Program:
         return max((sum(c.values()) for c in self.counts), default=0)
 
     def values(self, xs: Sequence[float]) -> dict[str, float]:
-        """Every input's value for edge inputs ``xs`` (one per qubit)."""
+        """Every input's value for edge inputs ``xs`` (one per qubit); NaN where an input is
+        outside its function's domain (``arccos`` of 1.5)."""
         if len(xs) != self.qubits:
             raise EmitError(f"the program has {self.qubits} qubits, got {len(xs)} edge inputs")
-        params = {i.name: float(i.expr.value) for i in self.inputs if i.kind == "param"}
-        out = dict(params)
-        for i in self.inputs:
-            if i.kind != "param":
-                out[i.name] = float(evaluate(i.expr, float(xs[i.qubit]), params, np))
+        params = {i.name: np.asarray(float(i.expr.value)) for i in self.inputs if i.kind == "param"}
+        out = {name: float(v) for name, v in params.items()}
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):  # NaN outside a domain
+            for i in self.inputs:
+                if i.kind != "param":
+                    out[i.name] = float(evaluate(i.expr, np.asarray(float(xs[i.qubit])), params, np))
         return out
 
     def bind(self, values: Mapping[str, float]) -> tuple[str, dict[str, float]]:

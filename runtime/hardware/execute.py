@@ -41,7 +41,12 @@ def _kan_layer(layer: ExportLayer, h: np.ndarray, run, shots) -> tuple[np.ndarra
     for b in range(batch):
         for prog in layer.programs:
             xs = [h[b, pl.input] for pl in prog.placements]
-            text, inputs = prog.program.bind(prog.program.values(xs))
+            values = prog.program.values(xs)
+            bad = [name for name, v in values.items() if not np.isfinite(v)]
+            if bad:
+                raise HardwareError(f"{layer.id}, sample {b}: input {bad[0]} of {prog.file} is {values[bad[0]]} at edge "
+                                    f"inputs {[float(v) for v in xs]} (outside the encoding's domain?)")
+            text, inputs = prog.program.bind(values)
             jobs.append(Job(text, inputs, shots))
             where.append((b, prog))
     results = list(run(jobs)) if jobs else []
