@@ -25,12 +25,12 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
-from ..expr import Const, Expr, Input, ParamRef, evaluate
+from ..expr import Const, Expr, Input, ParamRef, evaluate, walk
 from ..simplify import fold
 from .circuit import EdgeCircuit, gate_counts
 from .errors import EmitError
 from .native import NativeGate
-from .text import format_number, has_symbol, hoist, render, substitute_names
+from .text import format_number, hoist, render, substitute_names
 
 #: gates whose QASM 2 (qelib1.inc) name differs
 _QASM2_NAMES = {"p": "u1"}
@@ -158,8 +158,6 @@ def _qubit_angles(ec: EdgeCircuit, k: int, emitter, functions: str, x: float | N
 
 
 def _leaves(e: Expr):
-    from ..expr import walk
-
     return [n for n in walk(e) if isinstance(n, (Input, ParamRef))]
 
 

@@ -9,7 +9,6 @@ is outside the layer's 5 x 2 edges``.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import zipfile
