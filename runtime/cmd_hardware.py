@@ -57,7 +57,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("export", metavar="EXPORT_DIR")
     _data_flags(p, required=True)
     p.add_argument("--executor", default="statevector", choices=["statevector", "aer", "braket-local"])
-    p.add_argument("--shots", type=int, help="shots per job (default: exact for statevector, 1024 otherwise)")
+    p.add_argument("--shots", type=int, help="shots per job (default: exact for statevector, 1024 otherwise; "
+                                             "0: exact, for braket-local too)")
     p.add_argument("--seed", type=int, default=0, help="seed of a sampling executor (default 0)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=run_run)
@@ -145,8 +146,12 @@ def run_run(args) -> int:
     if x.shape[1] != ex.in_width:
         raise QvafError(f"{label} has {x.shape[1]} inputs; the exported network takes {ex.in_width}")
     shots = args.shots
-    if args.executor != "statevector" and shots is None:
+    if shots is not None and shots < 0:
+        raise QvafError(f"--shots must be 0 (exact) or positive, got {shots}")
+    if shots is None and args.executor != "statevector":
         shots = 1024
+    if shots == 0:
+        shots = None
     t0 = time.perf_counter()
     y_hw = hw_run(ex, x, args.executor, shots=shots, seed=args.seed)
     seconds = time.perf_counter() - t0

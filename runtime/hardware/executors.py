@@ -58,7 +58,9 @@ def load_circuit(text: str):
 
         return qasm3.loads(text)
     except Exception as exc:  # qiskit raises several unrelated types for a bad program
-        raise ExecutorError(f"qiskit cannot load the program: {exc}") from None
+        hint = ("; qiskit reads no QASM 3 function calls: export with --functions hoist"
+                if "FunctionCall" in str(exc) else "")
+        raise ExecutorError(f"qiskit cannot load the program: {exc}{hint}") from None
 
 
 def bind_circuit(circuit, inputs: Mapping[str, float]):
@@ -167,7 +169,8 @@ def aer(*, shots: int | None = None, seed: int | None = None, noise_model=None, 
 
 def braket_local(*, seed: int | None = None) -> Executor:
     """``<Z_k>`` from the Amazon Braket SDK's local state-vector simulator: exact for jobs with
-    ``shots=None``, sampled otherwise. Runs QASM 3 programs only."""
+    ``shots=None``, sampled otherwise. Runs QASM 3 programs only. ``seed`` is accepted like
+    the other sampling executors' but unused: the local simulator takes no seed."""
     _need("braket", "braket-local", "pip install 'amazon-braket-sdk==1.127.5'")
     from braket.devices import LocalSimulator
     from braket.ir.openqasm import Program as BraketProgram
