@@ -12,7 +12,6 @@ Example::
 from __future__ import annotations
 
 import math
-import os
 import zlib
 from typing import Any, Mapping
 
@@ -26,18 +25,20 @@ DTYPES = ("float32", "float64")
 def load(path) -> Any:
     """Parse and check a ``.qvaf`` file and its imports.
 
+    Args:
+        path: a ``.qvaf`` file, or the name of a bundled spec (``"regression"``).
+
     Returns:
         The :class:`qvaf.dsl.program.Program` (``ansatze``, ``models``, ``warnings``, ...).
 
     Raises:
         SpecError: with every diagnostic when the spec has errors.
-        QvafError: when the file cannot be read.
+        QvafError: when there is no such file or bundled spec, or it cannot be read.
     """
+    from qvaf._specs import find_spec
     from qvaf.dsl import load_program
 
-    if not os.path.isfile(os.fspath(path)):
-        raise QvafError(f"no spec file at {os.fspath(path)!r}")
-    return load_program(path)
+    return load_program(find_spec(path))
 
 
 def _is_graph(obj) -> bool:
@@ -60,9 +61,10 @@ def compile(  # noqa: A001 - the public name is qvaf.compile
     """Compile a model (or a single ansatz) of a spec into a runnable network.
 
     Args:
-        spec_or_path: a ``Program`` from :func:`load`, a path to a ``.qvaf`` file, or an IR
+        spec_or_path: a ``Program`` from :func:`load`, a path to a ``.qvaf`` file, the name
+            of a bundled spec (``"regression"``, ``"digits"``, ``"hqkan"``), or an IR
             graph already lowered (``networkx.DiGraph``; ``model``/``ansatz`` then unused).
-        model: the model to compile; None picks the spec's only model.
+        model: the model to compile; None picks the only model the spec's own file defines.
         ansatz: compile this ansatz alone as a 1 -> 1 network (its raw activation phi(x)).
         args: model (or ansatz) arguments, e.g. ``{"d": 16}``.
         ansatz_overrides: ansatz-argument overrides per kan layer id, or ``"*"`` for all
@@ -100,15 +102,14 @@ def compile(  # noqa: A001 - the public name is qvaf.compile
             graph = lower_ansatz(program, ansatz, dict(args) if args else None)
             model_name = ansatz
         else:
+            from qvaf._specs import pick_model
+
+            model = pick_model(program, model)
             if model is None:
-                if len(program.models) == 1:
-                    model = next(iter(program.models))
-                elif not program.models and len(program.ansatze) == 1:
-                    return compile(program, ansatz=next(iter(program.ansatze)), args=args,
-                                   backend=backend, dtype=dtype, optimize=optimize)
-                else:
+                if len(program.ansatze) != 1:
                     raise QvafError(_choose_message(program))
-            _check_choice("model", model, program.models, program)
+                return compile(program, ansatz=next(iter(program.ansatze)), args=args,
+                               backend=backend, dtype=dtype, optimize=optimize)
             graph = lower_model(program, model, dict(args) if args else None,
                                 {k: dict(v) for k, v in ansatz_overrides.items()} if ansatz_overrides else None)
             model_name = model
@@ -135,10 +136,8 @@ def _choose_message(program) -> str:
     where = getattr(program, "path", "the spec")
     if not program.models and not program.ansatze:
         return f"{where} defines no model or ansatz to compile"
-    if not program.models:
-        return (f"{where} defines no model; compile one of its ansätze with ansatz=NAME "
-                f"({', '.join(sorted(program.ansatze))})")
-    return f"{where} defines several models; choose one with model=NAME ({', '.join(sorted(program.models))})"
+    return (f"{where} defines no model; compile one of its ansätze with ansatz=NAME "
+            f"({', '.join(sorted(program.ansatze))})")
 
 
 # ----------------------------------------------------------------------------- initialisers

@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 from typing import Callable
 
+from qvaf._specs import find_spec, pick_model, specs_dir  # noqa: F401 - find_spec, specs_dir re-exported
 from qvaf.dsl.errors import QvafError
 
 from . import checkpoint as C
@@ -28,34 +29,6 @@ from .train import FitResult, TrainConfig, evaluate, fit
 
 class RunError(QvafError):
     """A run cannot start or continue (bad spec name, existing run, mismatched resume)."""
-
-
-# ----------------------------------------------------------------------------- locating specs
-
-
-def specs_dir() -> str:
-    """The bundled ``specs/`` folder (next to the installed package or the repository root)."""
-    import qvaf
-
-    here = os.path.dirname(os.path.abspath(qvaf.__file__))
-    for cand in (os.path.join(here, "specs"), os.path.join(os.path.dirname(here), "specs")):
-        if os.path.isdir(cand):
-            return cand
-    raise RunError("cannot find the bundled specs/ folder; pass the path of a .qvaf file instead")
-
-
-def find_spec(spec: str) -> str:
-    """A spec path: ``spec`` itself when it exists, else a bundled model by name
-    (``regression`` -> ``specs/models/regression.qvaf``)."""
-    if os.path.isfile(spec):
-        return spec
-    base = specs_dir()
-    name = spec if spec.endswith(".qvaf") else spec + ".qvaf"
-    for cand in (os.path.join(base, name), os.path.join(base, "models", name)):
-        if os.path.isfile(cand):
-            return cand
-    models = sorted(f[:-5] for f in os.listdir(os.path.join(base, "models")) if f.endswith(".qvaf"))
-    raise RunError(f"no spec file '{spec}' (and no bundled model of that name; bundled: {', '.join(models)})")
 
 
 def spec_sources(program) -> tuple[dict[str, str], str]:
@@ -137,6 +110,7 @@ def train_run(spec: str, task: str | dict, config: TrainConfig | None, *, out: s
         program = qvaf.load(spec_path)
         sources, main_rel = spec_sources(program)
         dataset = task if isinstance(task, Dataset) else load_task(**_task_cfg(task))
+        model_name = pick_model(program, model_name, how="--model NAME")
         model = qvaf.compile(program, model_name, args=model_args or None,
                              ansatz_overrides=reps_overrides(config), dtype=dtype)
         params = model.init(jax.random.PRNGKey(config.seed))
