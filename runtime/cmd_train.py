@@ -118,16 +118,26 @@ def _model_args(pairs) -> dict:
 
 
 def _train_config(args, base: dict | None = None):
-    from .train import TrainConfig
+    """The :class:`TrainConfig` of the flags; its errors name the flag, not the field."""
+    from .train import TrainConfig, TrainError
 
     values = dict(base or {})
     for flag, field in _TRAIN_FLAGS.items():
         v = getattr(args, flag, None)
         if v is not None:
             values[field] = v
-    if values.get("batch_size") == 0:
+    batch = values.get("batch_size")
+    if batch is not None and batch < 0:
+        raise TrainError(f"--batch must be >= 0 (0 = full batch), got {batch}")
+    if batch == 0:
         values["batch_size"] = None
-    return TrainConfig.from_json(values)
+    try:
+        return TrainConfig.from_json(values)
+    except TrainError as exc:
+        flag = {field: flag for flag, field in _TRAIN_FLAGS.items()}.get(exc.field)
+        if flag is None or not str(exc).startswith(exc.field):
+            raise
+        raise TrainError("--" + flag.replace("_", "-") + str(exc)[len(exc.field):], field=exc.field) from None
 
 
 def _task_config(args, name: str) -> dict:
@@ -148,8 +158,11 @@ def _emit(args, record: dict) -> None:
 def _print_summary(summary: dict, seconds: float) -> None:
     test = summary["test"]
     metric = "rmse" if summary["kind"] == "regression" else "accuracy"
+    start = summary.get("start_step", 0)
+    steps = f"{summary['step']} steps" if not start else \
+        f"{summary['step'] - start} more steps (steps {start + 1}-{summary['step']}, {summary['step']} in all)"
     print(f"trained {summary['model']} ({summary['param_count']} parameters) on {summary['task']} "
-          f"for {summary['step']} steps; {seconds:.1f} s in all")
+          f"for {steps} in {seconds:.1f} s")
     if summary.get("message"):
         print(summary["message"])
     print(f"test {metric}: {test[metric]:.6g}   test loss: {test['loss']:.6g}")

@@ -122,9 +122,10 @@ def train_run(spec: str, task: str | dict, config: TrainConfig | None, *, out: s
         cfg = {**run_config, "model": {**run_config["model"], **_dynamic_model_cfg(mdl)}}
         C.save(out, st, lg, cfg, sources)
 
+    start_step = state.step if state is not None else 0
     result = fit(model, params, dataset, train_cfg, state=state, log=log, on_checkpoint=on_checkpoint,
                  on_record=on_record, progress=progress)
-    return summarize(result, dataset, out)
+    return summarize(result, dataset, out, start_step=start_step)
 
 
 def _dynamic_model_cfg(model) -> dict:
@@ -147,12 +148,17 @@ def _read_sources(spec_dir: str) -> dict[str, str]:
     return out
 
 
-def summarize(result: FitResult, dataset: Dataset, out: str | None) -> dict:
-    """Test metrics and where things went, for printing or ``--json``."""
+def summarize(result: FitResult, dataset: Dataset, out: str | None, *, start_step: int = 0) -> dict:
+    """Test metrics and where things went, for printing or ``--json``.
+
+    ``step`` is the step the run reached; ``start_step`` where this call began (non-zero
+    after a resume) and ``new_steps`` the steps it trained.
+    """
     model, params = result.model, result.state.params
     test = evaluate(model, params, dataset.x_test, dataset.y_test, dataset.kind)
     summary = {"event": "done", "stop_reason": result.stop_reason, "message": result.message,
-               "step": result.state.step, "task": dataset.name, "kind": dataset.kind,
+               "step": result.state.step, "start_step": start_step,
+               "new_steps": result.state.step - start_step, "task": dataset.name, "kind": dataset.kind,
                "model": getattr(model, "model_name", None), "param_count": getattr(model, "param_count", None),
                "final_train_loss": result.log.losses[-1] if result.log.losses else None,
                "test": test, "sizes": dataset.sizes()}
