@@ -305,9 +305,13 @@ class Compiled:
         sample gives ``[out]``). Pure: works under ``jax.jit``, ``grad`` and ``vmap``."""
         return self._fns.apply(params, x)
 
-    def edge_values(self, params, x, layer_id: str):
-        """Raw activations ``phi_oi(x_i)`` of every edge of kan layer ``layer_id``: ``[B, out, in]``."""
-        return self._fns.edge_values(params, x, layer_id=layer_id)
+    def edge_values(self, params, x, layer_id: str | int):
+        """Raw activations ``phi_oi(x_i)`` of every edge of a kan layer: ``[B, out, in]``.
+
+        ``layer_id`` is a layer name (``"layer0"``) or its position in :attr:`layers` (``0``;
+        negative counts from the end).
+        """
+        return self._fns.edge_values(params, x, layer_id=self.layer_name(layer_id))
 
     def layer_inputs(self, params, x) -> dict[str, Any]:
         """The input of every layer, ``{layer_id: [B, width]}``."""
@@ -321,3 +325,51 @@ class Compiled:
         return (f"Compiled({name!r}, {self.in_width} -> {self.out_width}, layers={list(self.layers)}, "
                 f"params={self.param_count} trainable + {self.fixed_count} fixed, backend={self.backend!r}, "
                 f"dtype={self.dtype!r})")
+
+    # -- names and summaries
+
+    def layer_name(self, layer: str | int) -> str:
+        """The id of a layer given by name or by position in :attr:`layers` (``0`` -> ``"layer0"``).
+
+        Raises:
+            QvafError: an index out of range or an unknown name, listing the layers.
+        """
+        listing = ", ".join(f"{i}: {nid}" for i, nid in enumerate(self.layers))
+        if isinstance(layer, (int, np.integer)) and not isinstance(layer, (bool, np.bool_)):
+            n = len(self.layers)
+            if not -n <= int(layer) < n:
+                raise QvafError(f"layer index {int(layer)} is out of range: the network has {n} layer"
+                                f"{'s' if n != 1 else ''} ({listing})")
+            return self.layers[int(layer)]
+        if not isinstance(layer, str):
+            raise QvafError(f"a layer is a name like 'layer0' or an index, not {type(layer).__name__}")
+        if layer not in self.layers:
+            raise QvafError(f"no layer {layer!r}; layers: {listing}")
+        return layer
+
+    def summary(self) -> str:
+        """The per-layer table ``qvaf inspect`` prints: widths, ansatz, edges, gates before and
+        after the passes, re-uploads, trainable and fixed parameters, highest frequency.
+        ``print(model)`` shows the same."""
+        from qvaf.compiler.report import LEGEND, format_table, layer_rows, title
+
+        kind = "ansatz" if self.program is not None and self.model_name not in self.program.models \
+            and self.model_name in self.program.ansatze else "model"
+        lines = [title(kind, self.model_name or "network", self.ir)
+                 + f" ({self.param_count} trainable + {self.fixed_count} fixed parameters; "
+                   f"{self.backend}, {self.dtype})"]
+        lines += format_table(layer_rows(self._lowered(kind), self.ir))
+        return "\n".join(lines + [LEGEND])
+
+    def __str__(self) -> str:
+        return self.summary()
+
+    def _lowered(self, kind: str):
+        """The IR as lowered (the "before" gate counts), rebuilt from the spec when there is one."""
+        if self.program is None:
+            return self.ir
+        from qvaf.compiler.lower import lower_ansatz, lower_model
+
+        if kind == "ansatz":
+            return lower_ansatz(self.program, self.model_name, dict(self.ir.nodes["layer0"]["op"].ansatz_args))
+        return lower_model(self.program, self.model_name, self.model_args or None, self.ansatz_overrides or None)

@@ -103,6 +103,14 @@ class HQKAN:
     def mlp_param_count(self, ratio: int = 4) -> int:
         return mlp_param_count(self.d, ratio)
 
+    def summary(self) -> str:
+        """The per-layer table of the block (see :meth:`qvaf.Compiled.summary`)."""
+        return self.compiled.summary() + f"\nthe MLP block it replaces, Linear({self.d} -> {4 * self.d}) -> " \
+            f"Linear(-> {self.d}), has {self.mlp_param_count()} parameters"
+
+    def __str__(self) -> str:
+        return self.summary()
+
     def __repr__(self) -> str:
         return (f"HQKAN(d={self.d}, hidden={self.hidden}, params={self.param_count}; "
                 f"MLP(d, 4d, d) has {self.mlp_param_count()})")
