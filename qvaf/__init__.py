@@ -9,7 +9,9 @@ Public API (heavy dependencies are imported only when used)::
     y = model.apply(params, x)
 
 Training and layer extension: ``qvaf.fit``, ``qvaf.TrainConfig``, ``qvaf.evaluate``,
-``qvaf.load_task``, ``qvaf.extend``; hybrid blocks: ``qvaf.hqkan``.
+``qvaf.load_task``, ``qvaf.extend``; hybrid blocks: ``qvaf.hqkan``; saving:
+``qvaf.save(dir, model, params)`` and ``model, params = qvaf.restore(dir)``. Flax NNX and
+Equinox modules: :mod:`qvaf.nnx`, :mod:`qvaf.eqx`.
 """
 
 import importlib
@@ -30,6 +32,8 @@ _LAZY = {
     "TrainConfig": "qvaf.runtime.train",
     "evaluate": "qvaf.runtime.train",
     "load_task": "qvaf.runtime.data",
+    "save": "qvaf.runtime.saving",
+    "restore": "qvaf.runtime.saving",
 }
 
 __all__ = ["QvafError", "__version__", *_LAZY]

@@ -174,21 +174,29 @@ def summarize(result: FitResult, dataset: Dataset, out: str | None, *, start_ste
 
 
 def load_run(path: str):
-    """(model, params, checkpoint, dataset-config) of a saved run, for eval and plot."""
+    """(model, params, checkpoint) of a saved run, for eval and plot; also of a model saved
+    with :func:`qvaf.save` (no task, no optimizer state)."""
+    from .saving import compile_saved, param_template
+
     ck = C.load(path)
-    cfg = ck.config
-    for part in ("model", "task", "train"):
-        if part not in cfg:
-            raise C.CheckpointError(f"{ck.path}/config.json: missing '{part}'")
-    model = compile_model(os.path.join(ck.spec_dir, cfg["model"]["spec"]), cfg["model"])
-    state, _ = C.restore(ck, model, TrainConfig.from_json(cfg["train"]))
+    if not isinstance(ck.config, dict):
+        raise C.CheckpointError(f"{ck.path}/config.json: not a JSON object")
+    model = compile_saved(ck)
+    model = getattr(model, "compiled", model)
+    if "train" not in ck.config:
+        return model, C.fill_named(param_template(model), ck.weights, ck.path), ck
+    if not isinstance(ck.config.get("task"), dict):
+        raise C.CheckpointError(f"{ck.path}/config.json: missing 'task'")
+    state, _ = C.restore(ck, model, TrainConfig.from_json(ck.config["train"]))
     return model, state.params, ck
 
 
 def eval_run(path: str, task: str | None = None, split: str = "test") -> dict:
     """Metrics of a saved run on a split of its task (or of another task with the same shapes)."""
     model, params, ck = load_run(path)
-    task_cfg = dict(ck.config["task"])
+    if "task" not in ck.config and task is None:
+        raise RunError(f"{ck.path} holds a saved model without a task; pass --task NAME")
+    task_cfg = dict(ck.config.get("task") or {"name": task})
     if task is not None and task != task_cfg["name"]:
         task_cfg = {"name": task}
     ds = task_from_config(task_cfg)
