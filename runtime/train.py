@@ -584,6 +584,10 @@ def fit(model, params, dataset, config: TrainConfig, *, state: TrainState | None
         progress: bool = False) -> FitResult:
     """Train ``model`` on ``dataset``; see :func:`_fit` for the arguments.
 
+    Before anything runs, the memory of a train step is estimated
+    (:func:`qvaf.runtime.memory.check_train_memory`): a :class:`~qvaf.runtime.memory.MemoryWarning`
+    above 2 GiB, a :class:`TrainError` naming the widest layer when it exceeds the device.
+
     A float32 model trains with JAX's 64-bit mode switched off for the duration, whatever the
     global flag says (``import catalyst`` switches it on): optax derives some scalars (Adam's
     bias correction, schedules) from the step count in the default float type, so without this
@@ -593,6 +597,11 @@ def fit(model, params, dataset, config: TrainConfig, *, state: TrainState | None
 
     import jax
 
+    from .memory import check_train_memory
+
+    n_train = len(dataset.x_train)
+    full = any(o in FULL_BATCH for _, o in config.optimizer_phases()) or config.batch_size is None
+    check_train_memory(model, n_train if full else min(config.batch_size, n_train), n_train)
     leaves = jax.tree_util.tree_leaves(state.params if state is not None else params)
     kinds = {np.dtype(getattr(a, "dtype", np.float64)) for a in leaves if np.dtype(getattr(a, "dtype", np.float64)).kind == "f"}
     if kinds == {np.dtype(np.float32)}:
