@@ -174,6 +174,30 @@ def _print_summary(summary: dict, seconds: float) -> None:
 
 
 def run_train(args) -> int:
+    try:
+        return _run_train(args)
+    except KeyboardInterrupt:
+        _report_interrupt(args)
+        return 130
+
+
+def _report_interrupt(args) -> None:
+    """Ctrl-C during training: say what is kept and how to go on."""
+    from . import checkpoint as C
+
+    out = getattr(args, "_out", None) or args.out
+    try:
+        kept = C.resolve(out) if out else None
+    except C.CheckpointError:
+        kept = None
+    if kept:
+        print(f"qvaf {args.command}: interrupted; the last checkpoint is {kept} "
+              f"(continue with: qvaf train --resume --out {out})", file=sys.stderr)
+    else:
+        print(f"qvaf {args.command}: interrupted before the first checkpoint", file=sys.stderr)
+
+
+def _run_train(args) -> int:
     from .run import RunError, find_spec, train_run
 
     t0 = time.perf_counter()
@@ -197,6 +221,7 @@ def run_train(args) -> int:
         find_spec(args.spec)
         out = args.out or os.path.join("runs", f"{os.path.basename(args.spec).removesuffix('.qvaf')}-"
                                                f"{args.task.replace(':', '_').replace('/', '_')}")
+        args._out = out
         summary = train_run(args.spec, _task_config(args, args.task), config, out=out, model_name=args.model,
                             model_args=_model_args(args.arg), dtype=args.dtype or "float32",
                             progress=not args.quiet, on_record=lambda r: _emit(args, {"event": "eval", **r}))
