@@ -326,6 +326,25 @@ class Compiled:
                 f"params={self.param_count} trainable + {self.fixed_count} fixed, backend={self.backend!r}, "
                 f"dtype={self.dtype!r})")
 
+    def edge_contributions(self, params, x, layer: str | int):
+        """Each edge's full term of its layer's output, ``[B, out, in]``: the raw activation
+        with post-activation scaling, the base branch and the mask,
+
+        .. math::
+
+            e_{bji} = m_{ji} \\left[ (\\phi_{ji}(x_{bi}) + c_{ji}) a_{ji} + \\beta_{ji}\\,\\mathrm{base}(x_{bi}) \\right],
+
+        so that summing over ``i`` gives the layer's output. ``layer`` as in :meth:`edge_values`.
+        """
+        import jax.numpy as jnp
+
+        from qvaf.compiler.backends._common import edge_terms
+
+        layer_id = self.layer_name(layer)
+        phi = self.edge_values(params, x, layer_id)
+        h = self.layer_inputs(params, x)[layer_id]
+        return edge_terms(self.ir.nodes[layer_id]["op"], params[layer_id], h, phi, jnp)
+
     # -- names and summaries
 
     def layer_name(self, layer: str | int) -> str:

@@ -94,10 +94,14 @@ def _main(argv) -> int:
     from qvaf import QvafError
 
     parser = build_parser()
-    args, extras = parser.parse_known_args(argv)
+    try:
+        args, extras = parser.parse_known_args(argv)
+    except SystemExit as exc:  # --help, --version, or a usage error argparse has printed
+        return exc.code if isinstance(exc.code, int) else 2
     if args.command is None:
         if extras:
-            parser.error(unknown_option_message(parser, extras))
+            print(f"qvaf: {unknown_option_message(parser, extras)}", file=sys.stderr)
+            return 2
         parser.print_help()
         return 0
     if extras:

@@ -68,6 +68,9 @@ def add_parser(subparsers) -> None:
     p = subparsers.add_parser("plot", help="plot a saved run: learned activations and training curves")
     p.add_argument("checkpoint", help="a run directory or a checkpoint directory")
     p.add_argument("--out", help="folder for the PNGs (default RUN/plots)")
+    p.add_argument("--what", choices=["raw", "edge", "both"], default="raw",
+                   help="raw: each circuit's phi(x) alone (activations_LAYER.png); edge: each edge's full term "
+                        "with post-activation and base branch (contributions_LAYER.png); both (default raw)")
     p.add_argument("--json", action="store_true", help="print the written files as JSON")
     p.set_defaults(run=run_plot)
 
@@ -270,7 +273,7 @@ def run_eval(args) -> int:
 def run_plot(args) -> int:
     from .plots import plot_run
 
-    files = plot_run(args.checkpoint, args.out)
+    files = plot_run(args.checkpoint, args.out, what=args.what)
     if args.json:
         print(json.dumps({"event": "plot", "files": files}))
     else:
