@@ -77,8 +77,10 @@ def compile(  # noqa: A001 - the public name is qvaf.compile
         QvafError: unknown backend, dtype, model or ansatz (listing the valid choices), or
             any error of the spec itself.
     """
+    from qvaf._specs import check_compile_options
     from qvaf.compiler import backends
 
+    check_compile_options(args, ansatz_overrides)
     if dtype not in DTYPES:
         raise QvafError(f"unknown dtype {dtype!r}; expected one of {', '.join(DTYPES)}")
     if backend not in backends.BACKENDS:
@@ -276,6 +278,9 @@ class Compiled:
         """
         import jax
 
+        from qvaf._specs import check_key
+
+        check_key(key)
         if isinstance(key, (int, np.integer)):
             key = jax.random.PRNGKey(int(key))
         return _init_function(self.ir, self.param_table, self.dtype)(key)
@@ -303,6 +308,9 @@ class Compiled:
     def apply(self, params, x):
         """The network output ``[B, out]`` for inputs ``x`` ``[B, in]`` (a single ``[in]``
         sample gives ``[out]``). Pure: works under ``jax.jit``, ``grad`` and ``vmap``."""
+        from qvaf._specs import check_input
+
+        check_input(x)
         return self._fns.apply(params, x)
 
     def edge_values(self, params, x, layer_id: str | int):

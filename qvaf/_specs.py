@@ -103,3 +103,38 @@ def pick_model(program, model: str | None, *, how: str = "model=NAME") -> str | 
         return None
     shown = sorted(own or program.models)
     raise QvafError(f"{where} defines several models ({', '.join(shown)}); choose one with {how}")
+
+
+# ----------------------------------------------------------------------------- argument checks
+
+
+def check_compile_options(args, ansatz_overrides) -> None:
+    """``args`` is a mapping of names to values, ``ansatz_overrides`` a mapping of layer ids
+    (or ``"*"``) to such mappings; anything else is a :class:`QvafError` showing the form."""
+    from collections.abc import Mapping
+
+    if args is not None and not isinstance(args, Mapping):
+        raise QvafError(f"args must be a dict of argument values, e.g. args={{'hidden': 16}}; got {args!r}")
+    if ansatz_overrides is not None:
+        if not isinstance(ansatz_overrides, Mapping) or not all(
+                isinstance(k, str) and isinstance(v, Mapping) for k, v in ansatz_overrides.items()):
+            raise QvafError("ansatz_overrides must map a kan layer id (or '*' for all) to ansatz arguments, "
+                            f"e.g. {{'*': {{'reps': 5}}}}; got {ansatz_overrides!r}")
+
+
+def check_key(key) -> None:
+    """A ``jax.random`` key or an int seed; anything else is a :class:`QvafError`."""
+    import numpy as np
+
+    if isinstance(key, (int, np.integer)) and not isinstance(key, (bool, np.bool_)):
+        return
+    dtype = getattr(key, "dtype", None)
+    if dtype is not None and (str(dtype).startswith("key<") or (np.dtype(dtype) == np.uint32 and key.shape[-1:] == (2,))):
+        return
+    raise QvafError(f"init takes a jax.random key (jax.random.PRNGKey(0)) or an int seed, got {key!r}")
+
+
+def check_input(x) -> None:
+    """Inputs are an array-like of numbers; a string, dict or None is a :class:`QvafError`."""
+    if x is None or isinstance(x, (str, bytes, dict)):
+        raise QvafError(f"apply takes inputs as an array [B, in] (or one sample [in]), got {type(x).__name__}")

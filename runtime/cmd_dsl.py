@@ -145,6 +145,19 @@ def circuit_diagnostics(path: str) -> list[Diagnostic]:
     return out
 
 
+def _is_empty(path: str) -> bool:
+    """True when a (readable, parseable) spec holds nothing but comments and blank lines."""
+    from qvaf.dsl import ast
+    from qvaf.dsl.parser import parse
+    from qvaf.dsl.program import read_source
+
+    try:
+        module = parse(read_source(path), path)
+    except SpecError:
+        return False
+    return all(isinstance(item, ast.Comment) for item in module.items)
+
+
 def run_check(args) -> int:
     from qvaf.dsl.program import check
 
@@ -153,6 +166,9 @@ def run_check(args) -> int:
     unique: list[Diagnostic] = list(diagnostics)
     for path in files:
         found = list(check(path))
+        if not any(d.severity == "error" for d in found) and _is_empty(path):
+            found.append(Diagnostic("error", f"'{path}' is empty: it defines no ansatz or model and imports nothing",
+                                    None))
         if not any(d.severity == "error" for d in found):
             flagged = {d.span for d in found}  # a declaration the checker already calls unused
             found += [d for d in circuit_diagnostics(path) if d.severity == "error" or d.span not in flagged]

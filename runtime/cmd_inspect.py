@@ -59,6 +59,8 @@ def parse_args(items, flag="--arg") -> dict:
     out = {}
     for item in items:
         k, v = _pair(item, flag)
+        if k in out:
+            raise QvafError(f"{flag} {k} given twice ({out[k]} and {v})")
         out[k] = v
     return out
 
@@ -70,7 +72,10 @@ def parse_overrides(items) -> dict[str, dict]:
         if not colon or "=" in layer:
             layer, rest = "*", item
         k, v = _pair(rest, "--ansatz-arg")
-        out.setdefault(layer.strip(), {})[k] = v
+        layer_args = out.setdefault(layer.strip(), {})
+        if k in layer_args:
+            raise QvafError(f"--ansatz-arg {item.partition('=')[0]} given twice ({layer_args[k]} and {v})")
+        layer_args[k] = v
     return out
 
 

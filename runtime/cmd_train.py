@@ -116,6 +116,8 @@ def _model_args(pairs) -> dict:
         name, eq, value = pair.partition("=")
         if not eq or not name.strip():
             raise QvafError(f"bad --arg '{pair}': expected NAME=VALUE")
+        if name.strip() in out:
+            raise QvafError(f"--arg {name.strip()} given twice ({out[name.strip()]} and {value.strip()})")
         out[name.strip()] = _parse_value(value.strip())
     return out
 
@@ -135,12 +137,28 @@ def _train_config(args, base: dict | None = None):
     if batch == 0:
         values["batch_size"] = None
     try:
-        return TrainConfig.from_json(values)
+        config = TrainConfig.from_json(values)
     except TrainError as exc:
         flag = {field: flag for flag, field in _TRAIN_FLAGS.items()}.get(exc.field)
         if flag is None or not str(exc).startswith(exc.field):
             raise
         raise TrainError("--" + flag.replace("_", "-") + str(exc)[len(exc.field):], field=exc.field) from None
+    _check_unused_flags(args, config)
+    return config
+
+
+def _check_unused_flags(args, config) -> None:
+    """Options the chosen optimizer would ignore are refused, not silently dropped."""
+    from .train import FULL_BATCH, TrainError
+
+    used = {name for _, name in config.optimizer_phases()}
+    if getattr(args, "batch", None) not in (None, 0) and used <= set(FULL_BATCH):
+        names = " and ".join(sorted(used))
+        raise TrainError(f"--batch: {names} always train{'s' if len(used) == 1 else ''} on the full batch; drop --batch")
+    if getattr(args, "weight_decay", None) is not None and "adamw" not in used:
+        raise TrainError("--weight-decay applies to --optimizer adamw")
+    if getattr(args, "lbfgs_memory", None) is not None and "lbfgs" not in used:
+        raise TrainError("--lbfgs-memory applies to --optimizer lbfgs")
 
 
 def _task_config(args, name: str) -> dict:
@@ -298,10 +316,12 @@ def run_tasks(args) -> int:
 def run_demo(args) -> int:
     """Compile specs/models/regression.qvaf, train it on a toy function, evaluate, plot."""
     from .plots import plot_run
-    from .run import find_spec, train_run
+    from .run import RunError, find_spec, train_run
     from .train import TrainConfig
 
     t0 = time.perf_counter()
+    if args.steps < 1:
+        raise RunError(f"--steps must be a positive integer, got {args.steps}")
     out = args.out
     if out is None:  # the default folder: the first free runs/demo, runs/demo-2, ...
         out, n = os.path.join("runs", "demo"), 1
@@ -310,8 +330,6 @@ def run_demo(args) -> int:
             out = os.path.join("runs", f"demo-{n}")
     spec = find_spec("regression")
     if os.path.exists(os.path.join(out, "checkpoints", "latest")):
-        from .run import RunError
-
         raise RunError(f"{out} already holds a run; remove it or pass another --out")
     config = TrainConfig(steps=args.steps, batch_size=None, optimizer="adam", lr=2e-2, schedule="cosine",
                          eval_every=max(1, args.steps // 6), log_every=max(1, args.steps // 30))

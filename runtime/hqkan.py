@@ -49,6 +49,18 @@ def mlp_param_count(d: int, ratio: int = 4) -> int:
     return d * h + h + h * d + d
 
 
+def _unknown_option(name: str):
+    import difflib
+
+    options = ["hidden", "k", "reps", "group", "spec", "dtype"]
+    if name in ("ansatz", "base", "postact", "ansatz_file"):
+        raise HQKANError(f"hqkan: the {name} is set in the spec: copy specs/models/hqkan.qvaf, edit its kan line, "
+                         f"and pass it as spec=")
+    close = difflib.get_close_matches(name, options, n=1)
+    raise HQKANError(f"hqkan has no option '{name}'" + (f"; did you mean '{close[0]}'?" if close else
+                                                        f"; options: {', '.join(options)}"))
+
+
 def _positive(name: str, v) -> int:
     if not isinstance(v, int) or isinstance(v, bool) or v < 1:
         raise HQKANError(f"hqkan: {name} must be a positive integer, got {v!r}")
@@ -117,7 +129,7 @@ class HQKAN:
 
 
 def hqkan(d: int, hidden: int | None = None, *, k: int = 2, reps: int = 1, group: int | None = None,
-          spec: str | None = None, dtype: str = "float32") -> HQKAN:
+          spec: str | None = None, dtype: str = "float32", **unknown) -> HQKAN:
     """Build an HQKAN block: Linear(d -> hidden) -> QKAN(hidden -> hidden) -> Linear(hidden -> d).
 
     Args:
@@ -138,6 +150,8 @@ def hqkan(d: int, hidden: int | None = None, *, k: int = 2, reps: int = 1, group
     import qvaf
     from qvaf._specs import pick_model, specs_dir
 
+    if unknown:
+        _unknown_option(next(iter(unknown)))
     _positive("d", d)
     _positive("k", k)
     hidden = default_hidden(d, k) if hidden is None else _positive("hidden", hidden)

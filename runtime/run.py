@@ -122,10 +122,23 @@ def train_run(spec: str, task: str | dict, config: TrainConfig | None, *, out: s
         cfg = {**run_config, "model": {**run_config["model"], **_dynamic_model_cfg(mdl)}}
         C.save(out, st, lg, cfg, sources)
 
+    _writable_run_dir(out)
     start_step = state.step if state is not None else 0
     result = fit(model, params, dataset, train_cfg, state=state, log=log, on_checkpoint=on_checkpoint,
                  on_record=on_record, progress=progress)
     return summarize(result, dataset, out, start_step=start_step)
+
+
+def _writable_run_dir(out: str) -> None:
+    """Create the run directory now, so a bad --out fails before training, not at its first checkpoint."""
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise RunError(f"cannot use '{out}' as the run directory: it is a file")
+    try:
+        os.makedirs(out, exist_ok=True)
+    except OSError as exc:
+        raise RunError(f"cannot create the run directory '{out}': {exc.strerror or exc}") from None
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise RunError(f"cannot write to the run directory '{out}': permission denied")
 
 
 def _dynamic_model_cfg(model) -> dict:

@@ -20,6 +20,12 @@ from qvaf.dsl.errors import QvafError
 from . import checkpoint as C
 
 
+def _folder(directory) -> str:
+    if not isinstance(directory, (str, os.PathLike)) or not os.fspath(directory):
+        raise QvafError(f"a saved model lives in a folder: pass its path, not {directory!r}")
+    return os.fspath(directory)
+
+
 def _compiled(model):
     """The :class:`qvaf.Compiled` behind a model (an HQKAN block wraps one)."""
     from qvaf._api import Compiled
@@ -65,7 +71,7 @@ def save(directory, model, params) -> str:
     from .train import RunLog, TrainState
 
     compiled = _compiled(model)
-    directory = os.fspath(directory)
+    directory = _folder(directory)
     if os.path.exists(directory) and not os.path.isdir(directory):
         raise QvafError(f"cannot save to '{directory}': it is a file, not a folder")
     try:
@@ -127,7 +133,7 @@ def restore(directory):
         CheckpointError: a missing folder, a damaged file (checksums), or arrays that do not
             fit the saved model.
     """
-    ck = C.load(directory)
+    ck = C.load(_folder(directory))
     model = compile_saved(ck)
     return model, C.fill_named(param_template(getattr(model, "compiled", model)), ck.weights, ck.path)
 

@@ -156,6 +156,7 @@ class TrainConfig:
                 raise TrainError(f"{name} {msg}", field=name)
 
         need(self.steps >= 1, "steps", f"must be a positive integer, got {self.steps}")
+        need(self.steps < 2**31, "steps", f"must be less than 2**31 (steps count in int32), got {self.steps}")
         need(self.batch_size is None or self.batch_size >= 1, "batch_size",
              f"must be >= 1, or None for full batch; got {self.batch_size}")
         phases = self.optimizer_phases()
@@ -172,6 +173,10 @@ class TrainConfig:
         for name in ("eval_every", "log_every", "lbfgs_memory", "top_k"):
             need(getattr(self, name) >= 1, name, f"must be >= 1, got {getattr(self, name)}")
         need(self.warmup_steps >= 0, "warmup_steps", f"must be >= 0, got {self.warmup_steps}")
+        need(self.warmup_steps == 0 or self.schedule == "warmup_cosine", "warmup_steps",
+             f"applies to the warmup_cosine schedule, not '{self.schedule}'")
+        need(self.schedule != "warmup_cosine" or self.warmup_steps < self.steps, "warmup_steps",
+             f"({self.warmup_steps}) must be less than steps ({self.steps})")
         need(math.isfinite(self.decay_rate) and self.decay_rate > 0, "decay_rate", f"must be > 0, got {self.decay_rate}")
         need(math.isfinite(self.weight_decay) and self.weight_decay >= 0, "weight_decay",
              f"must be >= 0, got {self.weight_decay}")
@@ -578,11 +583,15 @@ def _all_finite(tree) -> bool:
                if np.asarray(p).dtype.kind == "f")
 
 
-def fit(model, params, dataset, config: TrainConfig, *, state: TrainState | None = None,
+def fit(model, params, dataset, config: TrainConfig | dict | None = None, *, state: TrainState | None = None,
         log: RunLog | None = None, extender: Callable | None = None,
         on_checkpoint: Callable | None = None, on_record: Callable[[dict], None] | None = None,
         progress: bool = False) -> FitResult:
     """Train ``model`` on ``dataset``; see :func:`_fit` for the arguments.
+
+    ``dataset`` may also be a task name (``"toy_expsin"``, loaded with
+    :func:`qvaf.runtime.data.load_task`) and ``config`` a dict of :class:`TrainConfig` fields
+    or None (the defaults).
 
     Before anything runs, the memory of a train step is estimated
     (:func:`qvaf.runtime.memory.check_train_memory`): a :class:`~qvaf.runtime.memory.MemoryWarning`
@@ -599,6 +608,7 @@ def fit(model, params, dataset, config: TrainConfig, *, state: TrainState | None
 
     from .memory import check_train_memory
 
+    model, params, dataset, config = _fit_arguments(model, params, dataset, config, state)
     n_train = len(dataset.x_train)
     full = any(o in FULL_BATCH for _, o in config.optimizer_phases()) or config.batch_size is None
     check_train_memory(model, n_train if full else min(config.batch_size, n_train), n_train)
@@ -751,6 +761,29 @@ def _fit(model, params, dataset, config: TrainConfig, *, state: TrainState | Non
     if stop_reason == "early_stopping" and on_checkpoint is not None:
         on_checkpoint(state, model, log)
     return FitResult(state, model, log, stop_reason, message)
+
+
+def _fit_arguments(model, params, dataset, config, state):
+    """The arguments of :func:`fit` checked (a clear :class:`TrainError` for a wrong kind of
+    value) and normalised: a task name becomes its dataset, a dict its TrainConfig."""
+    from .data import Dataset, load_task
+
+    if not (callable(getattr(model, "apply", None)) and hasattr(model, "trainable")):
+        raise TrainError(f"fit trains a model with apply(params, x) and trainable (qvaf.compile(...), "
+                         f"qvaf.hqkan(...)), not {type(model).__name__}")
+    if params is None and state is None:
+        raise TrainError("fit needs the model's parameters: fit(model, model.init(key), ...)")
+    if isinstance(dataset, str):
+        dataset = load_task(dataset)
+    elif not isinstance(dataset, Dataset):
+        raise TrainError(f"fit trains on a Dataset (qvaf.load_task(NAME)) or a task name, not {type(dataset).__name__}")
+    if config is None:
+        config = TrainConfig()
+    elif isinstance(config, dict):
+        config = TrainConfig.from_json(config)
+    elif not isinstance(config, TrainConfig):
+        raise TrainError(f"config must be a TrainConfig (or a dict of its fields), not {type(config).__name__}")
+    return model, params, dataset, config
 
 
 def _check_lm(model, params, dataset, loss_name) -> None:

@@ -180,3 +180,20 @@ def test_bad_saves_and_restores_are_clear_errors(tmp_path):
     open(os.path.join(path, "manifest.json"), "w").write("{")
     with pytest.raises(QvafError, match="manifest.json: not valid JSON"):
         qvaf.restore(tmp_path / "ok2")
+
+
+def test_edge_contributions_sum_to_the_next_layers_input():
+    """m[(phi + c) a + beta base(x)] summed over inputs is the layer's output (checked against
+    the network's own layer inputs and output, float64)."""
+    block = qvaf.hqkan(8, hidden=4, reps=2, dtype="float64")
+    p = jax.tree_util.tree_map(lambda a: a + 0.1, block.init(2))  # non-trivial postact bias and mask
+    x = np.random.default_rng(3).normal(size=(5, 8))
+    compiled = block.compiled
+    terms = np.asarray(compiled.edge_contributions(p, x, 1))
+    assert terms.shape == (5, 4, 4)
+    np.testing.assert_allclose(terms.sum(-1), np.asarray(compiled.layer_inputs(p, x)["layer2"]), rtol=1e-12, atol=1e-13)
+    model = qvaf.compile("regression", dtype="float64")
+    q = model.init(0)
+    xr = np.random.default_rng(4).uniform(-1, 1, (6, 2))
+    np.testing.assert_allclose(np.asarray(model.edge_contributions(q, xr, "layer1")).sum(-1),
+                               np.asarray(model.apply(q, xr)), rtol=1e-12, atol=1e-13)
