@@ -371,7 +371,7 @@ class Compiled:
         if not isinstance(layer, str):
             raise QvafError(f"a layer is a name like 'layer0' or an index, not {type(layer).__name__}")
         if layer not in self.layers:
-            raise QvafError(f"no layer {layer!r}; layers: {listing}")
+            raise QvafError(f"no layer {layer!r} (not a kan layer of this network); layers: {listing}")
         return layer
 
     def summary(self) -> str:

@@ -59,6 +59,10 @@ def find_spec(spec) -> str:
         for cand in (os.path.join(base, "models", name), os.path.join(base, name)):
             if os.path.isfile(cand):
                 return cand
+    if os.sep in spec or (os.altsep and os.altsep in spec):
+        parent = os.path.dirname(spec)
+        where = "" if os.path.isdir(parent) else f" (no folder '{parent}')"
+        raise SpecNotFoundError(f"no spec file '{spec}': no such file{where}")
     bundled = bundled_models()
     close = difflib.get_close_matches(os.path.basename(spec).removesuffix(".qvaf"), bundled, n=1)
     hint = f"; did you mean '{close[0]}'?" if close else ""
