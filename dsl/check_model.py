@@ -76,18 +76,10 @@ def _kan(c, layer: ast.KanLayer, scope, env, in_width, did_you_mean, instantiate
         if layer.ansatz in models:
             r.error(layer.span, f"'{layer.ansatz}' is a model, not an ansatz")
         else:
-            hint = None
-            if not did_you_mean(layer.ansatz, ansatze):
-                hint = (
-                    "known ansaetze: " + ", ".join(sorted(ansatze))
-                    if ansatze
-                    else 'import the file that defines it, e.g. import "../ansatz/pz.qvaf"'
-                )
-            r.error(
-                layer.span,
-                f"unknown ansatz '{layer.ansatz}'" + did_you_mean(layer.ansatz, ansatze),
-                hint,
-            )
+            from .library import missing_ansatz_hint
+
+            suffix, hint = missing_ansatz_hint(layer.ansatz, ansatze, layer.span.file if layer.span else None)
+            r.error(layer.span, f"unknown ansatz '{layer.ansatz}'" + suffix, hint)
     evaluable = True
     formals = ansatz.args if ansatz is not None else ()
     for position, actual in enumerate(layer.args):

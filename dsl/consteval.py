@@ -69,7 +69,7 @@ def _is_int(value) -> bool:
 
 def _describe(value: Value) -> str:
     if isinstance(value, str):
-        return f"axis {value}"
+        return f"axis {value}" if value in AXES else f"the text {value!r}"
     return repr(value)
 
 

@@ -9,8 +9,9 @@ Public API (heavy dependencies are imported only when used)::
     y = model.apply(params, x)
 
 Training and layer extension: ``qvaf.fit``, ``qvaf.TrainConfig``, ``qvaf.evaluate``,
-``qvaf.load_task``, ``qvaf.extend``; hybrid blocks: ``qvaf.hqkan``; OpenQASM export and
-execution: ``qvaf.hardware``.
+``qvaf.load_task``, ``qvaf.extend``; hybrid blocks: ``qvaf.hqkan``; saving:
+``qvaf.save(dir, model, params)`` and ``model, params = qvaf.restore(dir)``; OpenQASM export
+and execution: ``qvaf.hardware``. Flax NNX and Equinox modules: :mod:`qvaf.nnx`, :mod:`qvaf.eqx`.
 """
 
 import importlib
@@ -31,6 +32,8 @@ _LAZY = {
     "TrainConfig": "qvaf.runtime.train",
     "evaluate": "qvaf.runtime.train",
     "load_task": "qvaf.runtime.data",
+    "save": "qvaf.runtime.saving",
+    "restore": "qvaf.runtime.saving",
 }
 
 #: public submodules, imported on first access

@@ -12,7 +12,6 @@ Example::
 from __future__ import annotations
 
 import math
-import os
 import zlib
 from typing import Any, Mapping
 
@@ -26,18 +25,20 @@ DTYPES = ("float32", "float64")
 def load(path) -> Any:
     """Parse and check a ``.qvaf`` file and its imports.
 
+    Args:
+        path: a ``.qvaf`` file, or the name of a bundled spec (``"regression"``).
+
     Returns:
         The :class:`qvaf.dsl.program.Program` (``ansatze``, ``models``, ``warnings``, ...).
 
     Raises:
         SpecError: with every diagnostic when the spec has errors.
-        QvafError: when the file cannot be read.
+        QvafError: when there is no such file or bundled spec, or it cannot be read.
     """
+    from qvaf._specs import find_spec
     from qvaf.dsl import load_program
 
-    if not os.path.isfile(os.fspath(path)):
-        raise QvafError(f"no spec file at {os.fspath(path)!r}")
-    return load_program(path)
+    return load_program(find_spec(path))
 
 
 def _is_graph(obj) -> bool:
@@ -60,9 +61,10 @@ def compile(  # noqa: A001 - the public name is qvaf.compile
     """Compile a model (or a single ansatz) of a spec into a runnable network.
 
     Args:
-        spec_or_path: a ``Program`` from :func:`load`, a path to a ``.qvaf`` file, or an IR
+        spec_or_path: a ``Program`` from :func:`load`, a path to a ``.qvaf`` file, the name
+            of a bundled spec (``"regression"``, ``"digits"``, ``"hqkan"``), or an IR
             graph already lowered (``networkx.DiGraph``; ``model``/``ansatz`` then unused).
-        model: the model to compile; None picks the spec's only model.
+        model: the model to compile; None picks the only model the spec's own file defines.
         ansatz: compile this ansatz alone as a 1 -> 1 network (its raw activation phi(x)).
         args: model (or ansatz) arguments, e.g. ``{"d": 16}``.
         ansatz_overrides: ansatz-argument overrides per kan layer id, or ``"*"`` for all
@@ -75,8 +77,10 @@ def compile(  # noqa: A001 - the public name is qvaf.compile
         QvafError: unknown backend, dtype, model or ansatz (listing the valid choices), or
             any error of the spec itself.
     """
+    from qvaf._specs import check_compile_options
     from qvaf.compiler import backends
 
+    check_compile_options(args, ansatz_overrides)
     if dtype not in DTYPES:
         raise QvafError(f"unknown dtype {dtype!r}; expected one of {', '.join(DTYPES)}")
     if backend not in backends.BACKENDS:
@@ -100,15 +104,14 @@ def compile(  # noqa: A001 - the public name is qvaf.compile
             graph = lower_ansatz(program, ansatz, dict(args) if args else None)
             model_name = ansatz
         else:
+            from qvaf._specs import pick_model
+
+            model = pick_model(program, model)
             if model is None:
-                if len(program.models) == 1:
-                    model = next(iter(program.models))
-                elif not program.models and len(program.ansatze) == 1:
-                    return compile(program, ansatz=next(iter(program.ansatze)), args=args,
-                                   backend=backend, dtype=dtype, optimize=optimize)
-                else:
+                if len(program.ansatze) != 1:
                     raise QvafError(_choose_message(program))
-            _check_choice("model", model, program.models, program)
+                return compile(program, ansatz=next(iter(program.ansatze)), args=args,
+                               backend=backend, dtype=dtype, optimize=optimize)
             graph = lower_model(program, model, dict(args) if args else None,
                                 {k: dict(v) for k, v in ansatz_overrides.items()} if ansatz_overrides else None)
             model_name = model
@@ -135,10 +138,8 @@ def _choose_message(program) -> str:
     where = getattr(program, "path", "the spec")
     if not program.models and not program.ansatze:
         return f"{where} defines no model or ansatz to compile"
-    if not program.models:
-        return (f"{where} defines no model; compile one of its ansätze with ansatz=NAME "
-                f"({', '.join(sorted(program.ansatze))})")
-    return f"{where} defines several models; choose one with model=NAME ({', '.join(sorted(program.models))})"
+    return (f"{where} defines no model; compile one of its ansätze with ansatz=NAME "
+            f"({', '.join(sorted(program.ansatze))})")
 
 
 # ----------------------------------------------------------------------------- initialisers
@@ -277,6 +278,9 @@ class Compiled:
         """
         import jax
 
+        from qvaf._specs import check_key
+
+        check_key(key)
         if isinstance(key, (int, np.integer)):
             key = jax.random.PRNGKey(int(key))
         return _init_function(self.ir, self.param_table, self.dtype)(key)
@@ -304,11 +308,18 @@ class Compiled:
     def apply(self, params, x):
         """The network output ``[B, out]`` for inputs ``x`` ``[B, in]`` (a single ``[in]``
         sample gives ``[out]``). Pure: works under ``jax.jit``, ``grad`` and ``vmap``."""
+        from qvaf._specs import check_input
+
+        check_input(x)
         return self._fns.apply(params, x)
 
-    def edge_values(self, params, x, layer_id: str):
-        """Raw activations ``phi_oi(x_i)`` of every edge of kan layer ``layer_id``: ``[B, out, in]``."""
-        return self._fns.edge_values(params, x, layer_id=layer_id)
+    def edge_values(self, params, x, layer_id: str | int):
+        """Raw activations ``phi_oi(x_i)`` of every edge of a kan layer: ``[B, out, in]``.
+
+        ``layer_id`` is a layer name (``"layer0"``) or its position in :attr:`layers` (``0``;
+        negative counts from the end).
+        """
+        return self._fns.edge_values(params, x, layer_id=self.layer_name(layer_id))
 
     def layer_inputs(self, params, x) -> dict[str, Any]:
         """The input of every layer, ``{layer_id: [B, width]}``."""
@@ -322,3 +333,70 @@ class Compiled:
         return (f"Compiled({name!r}, {self.in_width} -> {self.out_width}, layers={list(self.layers)}, "
                 f"params={self.param_count} trainable + {self.fixed_count} fixed, backend={self.backend!r}, "
                 f"dtype={self.dtype!r})")
+
+    def edge_contributions(self, params, x, layer: str | int):
+        """Each edge's full term of its layer's output, ``[B, out, in]``: the raw activation
+        with post-activation scaling, the base branch and the mask,
+
+        .. math::
+
+            e_{bji} = m_{ji} \\left[ (\\phi_{ji}(x_{bi}) + c_{ji}) a_{ji} + \\beta_{ji}\\,\\mathrm{base}(x_{bi}) \\right],
+
+        so that summing over ``i`` gives the layer's output. ``layer`` as in :meth:`edge_values`.
+        """
+        import jax.numpy as jnp
+
+        from qvaf.compiler.backends._common import edge_terms
+
+        layer_id = self.layer_name(layer)
+        phi = self.edge_values(params, x, layer_id)
+        h = self.layer_inputs(params, x)[layer_id]
+        return edge_terms(self.ir.nodes[layer_id]["op"], params[layer_id], h, phi, jnp)
+
+    # -- names and summaries
+
+    def layer_name(self, layer: str | int) -> str:
+        """The id of a layer given by name or by position in :attr:`layers` (``0`` -> ``"layer0"``).
+
+        Raises:
+            QvafError: an index out of range or an unknown name, listing the layers.
+        """
+        listing = ", ".join(f"{i}: {nid}" for i, nid in enumerate(self.layers))
+        if isinstance(layer, (int, np.integer)) and not isinstance(layer, (bool, np.bool_)):
+            n = len(self.layers)
+            if not -n <= int(layer) < n:
+                raise QvafError(f"layer index {int(layer)} is out of range: the network has {n} layer"
+                                f"{'s' if n != 1 else ''} ({listing})")
+            return self.layers[int(layer)]
+        if not isinstance(layer, str):
+            raise QvafError(f"a layer is a name like 'layer0' or an index, not {type(layer).__name__}")
+        if layer not in self.layers:
+            raise QvafError(f"no layer {layer!r} (not a kan layer of this network); layers: {listing}")
+        return layer
+
+    def summary(self) -> str:
+        """The per-layer table ``qvaf inspect`` prints: widths, ansatz, edges, gates before and
+        after the passes, re-uploads, trainable and fixed parameters, highest frequency.
+        ``print(model)`` shows the same."""
+        from qvaf.compiler.report import LEGEND, format_table, layer_rows, title
+
+        kind = "ansatz" if self.program is not None and self.model_name not in self.program.models \
+            and self.model_name in self.program.ansatze else "model"
+        lines = [title(kind, self.model_name or "network", self.ir)
+                 + f" ({self.param_count} trainable + {self.fixed_count} fixed parameters; "
+                   f"{self.backend}, {self.dtype})"]
+        lines += format_table(layer_rows(self._lowered(kind), self.ir))
+        return "\n".join(lines + [LEGEND])
+
+    def __str__(self) -> str:
+        return self.summary()
+
+    def _lowered(self, kind: str):
+        """The IR as lowered (the "before" gate counts), rebuilt from the spec when there is one."""
+        if self.program is None:
+            return self.ir
+        from qvaf.compiler.lower import lower_ansatz, lower_model
+
+        if kind == "ansatz":
+            return lower_ansatz(self.program, self.model_name, dict(self.ir.nodes["layer0"]["op"].ansatz_args))
+        return lower_model(self.program, self.model_name, self.model_args or None, self.ansatz_overrides or None)

@@ -76,6 +76,88 @@ def collect_files(paths) -> tuple[list[str], list[Diagnostic]]:
     return files, problems
 
 
+def _decl_span(ansatz, name: str):
+    for stmt in ansatz.body:
+        if getattr(stmt, "name", None) == name and hasattr(stmt, "init"):
+            return stmt.span
+    return ansatz.span
+
+
+def _unread_message(u, label: str, where: str) -> str:
+    if len(u.indices) == u.total:
+        what = f"'{u.name}' (all {u.total} entries per edge) is"
+    else:
+        shown = ", ".join(f"{u.name}[{', '.join(map(str, i))}]" for i in u.indices[:6])
+        what = shown + (f" and {len(u.indices) - 6} more" if len(u.indices) > 6 else "") + \
+            (" are" if len(u.indices) > 1 else " is")
+    return f"{what} never read by the optimised circuit of {label}{where}: it cannot affect the output"
+
+
+def circuit_diagnostics(path: str) -> list[Diagnostic]:
+    """What compiling a clean file shows beyond the checker: parameters the optimised circuits
+    never read (the analysis ``qvaf inspect`` runs), and errors lowering finds.
+
+    The file's own models are lowered with their default arguments, and its own ansätze that
+    none of them uses are lowered alone; definitions with arguments that have no default are
+    skipped (they cannot be compiled without values).
+    """
+    from qvaf.compiler.analysis import unused_params
+    from qvaf.compiler.errors import CompileError
+    from qvaf.compiler.lower import lower_ansatz, lower_model
+    from qvaf.compiler.passes import run_pipeline
+    from qvaf.compiler.report import ansatz_label
+    from qvaf.dsl import load_program
+    from qvaf.dsl.parser import source_line
+    from qvaf.dsl.program import read_source
+
+    program = load_program(path)
+    own = {a for a, node in program.ansatze.items() if node.span is not None and node.span.file == program.path}
+    targets, used = [], set()
+    for name, model in program.models.items():
+        if model.span is None or model.span.file != program.path:
+            continue
+        used |= {layer.ansatz for layer in model.body if hasattr(layer, "ansatz")}
+        if all(a.default is not None for a in model.args):
+            targets.append(("model", name))
+    targets += [("ansatz", a) for a in sorted(own - used)
+                if all(arg.default is not None for arg in program.ansatze[a].args)]
+    out: list[Diagnostic] = []
+    for kind, name in targets:
+        try:
+            graph = lower_model(program, name) if kind == "model" else lower_ansatz(program, name)
+            optimized = run_pipeline(graph)
+        except CompileError as exc:
+            out.append(exc.diagnostic)
+            continue
+        except SpecError as exc:
+            out.extend(exc.diagnostics)
+            continue
+        for u in unused_params(optimized):
+            node = optimized.nodes[u.layer]["op"]
+            ansatz = program.ansatze[node.ansatz]
+            span = _decl_span(ansatz, u.name)
+            where = f" in model {name}, {u.layer}" if kind == "model" else ""
+            text = program.sources.get(span.file) if span is not None else None
+            if text is None and span is not None:
+                text = read_source(span.file)
+            line = source_line(text, span.line) if span is not None and text is not None else None
+            out.append(Diagnostic("warning", _unread_message(u, ansatz_label(node), where), span, line))
+    return out
+
+
+def _is_empty(path: str) -> bool:
+    """True when a (readable, parseable) spec holds nothing but comments and blank lines."""
+    from qvaf.dsl import ast
+    from qvaf.dsl.parser import parse
+    from qvaf.dsl.program import read_source
+
+    try:
+        module = parse(read_source(path), path)
+    except SpecError:
+        return False
+    return all(isinstance(item, ast.Comment) for item in module.items)
+
+
 def run_check(args) -> int:
     from qvaf.dsl.program import check
 
@@ -83,7 +165,14 @@ def run_check(args) -> int:
     seen: set[tuple] = set()
     unique: list[Diagnostic] = list(diagnostics)
     for path in files:
-        for d in check(path):
+        found = list(check(path))
+        if not any(d.severity == "error" for d in found) and _is_empty(path):
+            found.append(Diagnostic("error", f"'{path}' is empty: it defines no ansatz or model and imports nothing",
+                                    None))
+        if not any(d.severity == "error" for d in found):
+            flagged = {d.span for d in found}  # a declaration the checker already calls unused
+            found += [d for d in circuit_diagnostics(path) if d.severity == "error" or d.span not in flagged]
+        for d in found:
             key = (d.severity, d.message, str(d.span) if d.span else None)
             if key not in seen:  # an imported file checked twice reports once
                 seen.add(key)

@@ -15,14 +15,9 @@ from __future__ import annotations
 
 import re
 import sys
-from dataclasses import replace
 
 from qvaf.dsl.errors import QvafError
 
-LEGEND = (
-    "gates: before -> after the passes; ops: kernel steps per edge after fusion (a fused block is one)\n"
-    "uploads: data-dependent rotations; trainable/fixed: scalars; max freq: highest frequency in x"
-)
 _NUMBER = re.compile(r"[+-]?(\d+\.?\d*([eE][+-]?\d+)?|\.\d+([eE][+-]?\d+)?)")
 
 
@@ -32,7 +27,7 @@ def add_parser(subparsers) -> None:
         help="show per-layer statistics of a spec after compilation",
         description=__doc__.split("\n\n")[0],
     )
-    p.add_argument("spec", metavar="SPEC", help="a .qvaf file")
+    p.add_argument("spec", metavar="SPEC", help="a .qvaf file or a bundled model name")
     which = p.add_mutually_exclusive_group()
     which.add_argument("--model", metavar="NAME", help="inspect only this model (default: every model)")
     which.add_argument("--ansatz", metavar="NAME", help="inspect this ansatz alone, as a 1 -> 1 network")
@@ -64,6 +59,8 @@ def parse_args(items, flag="--arg") -> dict:
     out = {}
     for item in items:
         k, v = _pair(item, flag)
+        if k in out:
+            raise QvafError(f"{flag} {k} given twice ({out[k]} and {v})")
         out[k] = v
     return out
 
@@ -75,7 +72,10 @@ def parse_overrides(items) -> dict[str, dict]:
         if not colon or "=" in layer:
             layer, rest = "*", item
         k, v = _pair(rest, "--ansatz-arg")
-        out.setdefault(layer.strip(), {})[k] = v
+        layer_args = out.setdefault(layer.strip(), {})
+        if k in layer_args:
+            raise QvafError(f"--ansatz-arg {item.partition('=')[0]} given twice ({layer_args[k]} and {v})")
+        layer_args[k] = v
     return out
 
 
@@ -91,54 +91,18 @@ def _targets(program, opts) -> list[tuple[str, str]]:
     raise QvafError(f"{program.path}: no model or ansatz to inspect")
 
 
-def _cell(row, attr):
-    v = getattr(row, attr)
-    return "-" if v is None else str(v)
-
-
-def format_table(rows) -> list[str]:
-    """The per-layer table; footnotes for frequencies that have no number."""
-    head = ["layer", "kind", "ansatz", "in->out", "edges", "gates", "ops", "uploads",
-            "trainable", "fixed", "max freq"]
-    body, notes = [], []
-    for r in rows:
-        if r.kind == "kan":
-            gates = f"{r.gates_before} -> {r.gates_after}"
-            if r.max_frequency is not None:
-                freq = r.frequency_text
-            else:
-                freq = f"[{len(notes) + 1}]"
-                notes.append(f"  [{len(notes) + 1}] {r.layer}: {r.frequency_note}")
-        else:
-            gates, freq = "-", "-"
-        body.append([r.layer, r.kind, r.ansatz or "-", f"{r.in_width}->{r.out_width}", str(r.edges), gates,
-                     _cell(r, "ops_after"), _cell(r, "reuploads"), str(r.trainable), str(r.fixed), freq])
-    body.append(["total", "", "", "", str(sum(r.edges for r in rows if r.kind == "kan")), "", "", "",
-                 str(sum(r.trainable for r in rows)), str(sum(r.fixed for r in rows)), ""])
-    widths = [max(len(line[i]) for line in [head] + body) for i in range(len(head))]
-    left = {0, 1, 2}
-
-    def fmt(cells):
-        return "  ".join(c.ljust(w) if i in left else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
-
-    return [fmt(head)] + [fmt(b) for b in body] + notes
-
-
-def _ansatz_label(rec) -> str:
-    args = ",".join(f"{k}={v}" for k, v in rec.ansatz_args)
-    return f"{rec.ansatz}({args})" if args else rec.ansatz
-
-
 def run(opts, out=None, err=None) -> int:
-    from qvaf.compiler.analysis import domain_limits, stats, unused_params
+    from qvaf.compiler.analysis import domain_limits, unused_params
     from qvaf.compiler.lower import lower_ansatz, lower_model
     from qvaf.compiler.passes import run_pipeline
     from qvaf.compiler.printer import format_graph
+    from qvaf.compiler.report import LEGEND, format_table, layer_rows, title
+    from qvaf._specs import find_spec
     from qvaf.dsl import load_program
 
     out = out or sys.stdout
     err = err or sys.stderr
-    program = load_program(opts.spec)
+    program = load_program(find_spec(opts.spec))
     args = parse_args(opts.arg)
     overrides = parse_overrides(opts.ansatz_arg)
     if overrides and opts.ansatz:
@@ -154,11 +118,7 @@ def run(opts, out=None, err=None) -> int:
         if not first:
             print(file=out)
         first = False
-        in_w = graph.nodes["input"]["op"].width
-        out_w = graph.nodes["output"]["op"].width
-        margs = graph.graph.get("model_args") or {}
-        shown = f"({', '.join(f'{k}={v}' for k, v in margs.items())})" if margs else ""
-        print(f"{kind} {name}{shown}: {in_w} -> {out_w}", file=out)
+        print(title(kind, name, graph), file=out)
 
         def dump(stage, g):
             print(f"--- IR after {stage} ---", file=out)
@@ -167,9 +127,7 @@ def run(opts, out=None, err=None) -> int:
         if opts.dump_ir:
             dump("lowering", graph)
         optimized = run_pipeline(graph, dump=dump if opts.dump_ir else None, verify_each=True)
-        rows = stats(graph, optimized)
-        rows = [r if r.kind != "kan" else _label(r, graph.nodes[r.layer]["op"]) for r in rows]
-        for line in format_table(rows):
+        for line in format_table(layer_rows(graph, optimized)):
             print(line, file=out)
         for u in unused_params(optimized):
             print(f"warning: {kind} {name}: {u.message()}", file=err)
@@ -177,7 +135,3 @@ def run(opts, out=None, err=None) -> int:
             print(f"note: {kind} {name}: {d.message()}", file=err)
     print(LEGEND, file=out)
     return 0
-
-
-def _label(row, rec):
-    return replace(row, ansatz=_ansatz_label(rec))

@@ -68,6 +68,9 @@ def add_parser(subparsers) -> None:
     p = subparsers.add_parser("plot", help="plot a saved run: learned activations and training curves")
     p.add_argument("checkpoint", help="a run directory or a checkpoint directory")
     p.add_argument("--out", help="folder for the PNGs (default RUN/plots)")
+    p.add_argument("--what", choices=["raw", "edge", "both"], default="raw",
+                   help="raw: each circuit's phi(x) alone (activations_LAYER.png); edge: each edge's full term "
+                        "with post-activation and base branch (contributions_LAYER.png); both (default raw)")
     p.add_argument("--json", action="store_true", help="print the written files as JSON")
     p.set_defaults(run=run_plot)
 
@@ -113,21 +116,49 @@ def _model_args(pairs) -> dict:
         name, eq, value = pair.partition("=")
         if not eq or not name.strip():
             raise QvafError(f"bad --arg '{pair}': expected NAME=VALUE")
+        if name.strip() in out:
+            raise QvafError(f"--arg {name.strip()} given twice ({out[name.strip()]} and {value.strip()})")
         out[name.strip()] = _parse_value(value.strip())
     return out
 
 
 def _train_config(args, base: dict | None = None):
-    from .train import TrainConfig
+    """The :class:`TrainConfig` of the flags; its errors name the flag, not the field."""
+    from .train import TrainConfig, TrainError
 
     values = dict(base or {})
     for flag, field in _TRAIN_FLAGS.items():
         v = getattr(args, flag, None)
         if v is not None:
             values[field] = v
-    if values.get("batch_size") == 0:
+    batch = values.get("batch_size")
+    if batch is not None and batch < 0:
+        raise TrainError(f"--batch must be >= 0 (0 = full batch), got {batch}")
+    if batch == 0:
         values["batch_size"] = None
-    return TrainConfig.from_json(values)
+    try:
+        config = TrainConfig.from_json(values)
+    except TrainError as exc:
+        flag = {field: flag for flag, field in _TRAIN_FLAGS.items()}.get(exc.field)
+        if flag is None or not str(exc).startswith(exc.field):
+            raise
+        raise TrainError("--" + flag.replace("_", "-") + str(exc)[len(exc.field):], field=exc.field) from None
+    _check_unused_flags(args, config)
+    return config
+
+
+def _check_unused_flags(args, config) -> None:
+    """Options the chosen optimizer would ignore are refused, not silently dropped."""
+    from .train import FULL_BATCH, TrainError
+
+    used = {name for _, name in config.optimizer_phases()}
+    if getattr(args, "batch", None) not in (None, 0) and used <= set(FULL_BATCH):
+        names = " and ".join(sorted(used))
+        raise TrainError(f"--batch: {names} always train{'s' if len(used) == 1 else ''} on the full batch; drop --batch")
+    if getattr(args, "weight_decay", None) is not None and "adamw" not in used:
+        raise TrainError("--weight-decay applies to --optimizer adamw")
+    if getattr(args, "lbfgs_memory", None) is not None and "lbfgs" not in used:
+        raise TrainError("--lbfgs-memory applies to --optimizer lbfgs")
 
 
 def _task_config(args, name: str) -> dict:
@@ -148,8 +179,11 @@ def _emit(args, record: dict) -> None:
 def _print_summary(summary: dict, seconds: float) -> None:
     test = summary["test"]
     metric = "rmse" if summary["kind"] == "regression" else "accuracy"
+    start = summary.get("start_step", 0)
+    steps = f"{summary['step']} steps" if not start else \
+        f"{summary['step'] - start} more steps (steps {start + 1}-{summary['step']}, {summary['step']} in all)"
     print(f"trained {summary['model']} ({summary['param_count']} parameters) on {summary['task']} "
-          f"for {summary['step']} steps; {seconds:.1f} s in all")
+          f"for {steps} in {seconds:.1f} s")
     if summary.get("message"):
         print(summary["message"])
     print(f"test {metric}: {test[metric]:.6g}   test loss: {test['loss']:.6g}")
@@ -161,6 +195,30 @@ def _print_summary(summary: dict, seconds: float) -> None:
 
 
 def run_train(args) -> int:
+    try:
+        return _run_train(args)
+    except KeyboardInterrupt:
+        _report_interrupt(args)
+        return 130
+
+
+def _report_interrupt(args) -> None:
+    """Ctrl-C during training: say what is kept and how to go on."""
+    from . import checkpoint as C
+
+    out = getattr(args, "_out", None) or args.out
+    try:
+        kept = C.resolve(out) if out else None
+    except C.CheckpointError:
+        kept = None
+    if kept:
+        print(f"qvaf {args.command}: interrupted; the last checkpoint is {kept} "
+              f"(continue with: qvaf train --resume --out {out})", file=sys.stderr)
+    else:
+        print(f"qvaf {args.command}: interrupted before the first checkpoint", file=sys.stderr)
+
+
+def _run_train(args) -> int:
     from .run import RunError, find_spec, train_run
 
     t0 = time.perf_counter()
@@ -184,6 +242,7 @@ def run_train(args) -> int:
         find_spec(args.spec)
         out = args.out or os.path.join("runs", f"{os.path.basename(args.spec).removesuffix('.qvaf')}-"
                                                f"{args.task.replace(':', '_').replace('/', '_')}")
+        args._out = out
         summary = train_run(args.spec, _task_config(args, args.task), config, out=out, model_name=args.model,
                             model_args=_model_args(args.arg), dtype=args.dtype or "float32",
                             progress=not args.quiet, on_record=lambda r: _emit(args, {"event": "eval", **r}))
@@ -232,7 +291,7 @@ def run_eval(args) -> int:
 def run_plot(args) -> int:
     from .plots import plot_run
 
-    files = plot_run(args.checkpoint, args.out)
+    files = plot_run(args.checkpoint, args.out, what=args.what)
     if args.json:
         print(json.dumps({"event": "plot", "files": files}))
     else:
@@ -257,10 +316,12 @@ def run_tasks(args) -> int:
 def run_demo(args) -> int:
     """Compile specs/models/regression.qvaf, train it on a toy function, evaluate, plot."""
     from .plots import plot_run
-    from .run import find_spec, train_run
+    from .run import RunError, find_spec, train_run
     from .train import TrainConfig
 
     t0 = time.perf_counter()
+    if args.steps < 1:
+        raise RunError(f"--steps must be a positive integer, got {args.steps}")
     out = args.out
     if out is None:  # the default folder: the first free runs/demo, runs/demo-2, ...
         out, n = os.path.join("runs", "demo"), 1
@@ -269,8 +330,6 @@ def run_demo(args) -> int:
             out = os.path.join("runs", f"demo-{n}")
     spec = find_spec("regression")
     if os.path.exists(os.path.join(out, "checkpoints", "latest")):
-        from .run import RunError
-
         raise RunError(f"{out} already holds a run; remove it or pass another --out")
     config = TrainConfig(steps=args.steps, batch_size=None, optimizer="adam", lr=2e-2, schedule="cosine",
                          eval_every=max(1, args.steps // 6), log_every=max(1, args.steps // 30))

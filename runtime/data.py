@@ -315,8 +315,11 @@ def load_task(name: str, *, data_seed: int = 0, n_train: int | None = None, n_te
     """Build the dataset a task name selects (see the module docstring).
 
     Raises:
-        DataError: unknown task (the message lists the choices), missing or malformed files.
+        DataError: unknown task (the message lists the choices), missing or malformed files,
+            or an option the task does not take.
     """
+    _check_options(name, data_seed=data_seed, n_train=n_train, n_test=n_test, val_fraction=val_fraction,
+                   target_col=target_col, classify=classify, noise=noise)
     if name in FORMULAS:
         kw = {}
         if n_train is not None:
@@ -341,3 +344,31 @@ def load_task(name: str, *, data_seed: int = 0, n_train: int | None = None, n_te
     hint = f" Did you mean {', '.join(close)}?" if close else ""
     raise DataError(f"unknown task '{name}'.{hint} Choices: {', '.join(task_names())}, "
                     f"idx:DIR, csv:PATH, npz:PATH (`qvaf tasks` describes them)")
+
+
+def _check_options(name, *, data_seed, n_train, n_test, val_fraction, target_col, classify, noise) -> None:
+    """Refuse options of the wrong type or range, and options the task would ignore."""
+    if not isinstance(name, str):
+        raise DataError(f"a task is named by a string (`qvaf tasks` lists them), not {type(name).__name__}")
+
+    def integer(label, v, low):
+        if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < low:
+            raise DataError(f"{label} must be an integer >= {low}, got {v!r}")
+
+    integer("data_seed", data_seed, 0)
+    for label, v in (("n_train", n_train), ("n_test", n_test)):
+        if v is not None:
+            integer(label, v, 1)
+    if not isinstance(val_fraction, (int, float)) or not 0 <= val_fraction < 1:
+        raise DataError(f"val_fraction must be in [0, 1), got {val_fraction!r}")
+    if not isinstance(noise, (int, float)) or not noise >= 0:
+        raise DataError(f"noise must be >= 0, got {noise!r}")
+    integer("target_col", target_col, -(2**31))
+    formula = name in FORMULAS
+    kind = name.partition(":")[0] if ":" in name else name
+    if not formula and (n_train is not None or n_test is not None or noise):
+        raise DataError(f"n_train, n_test and noise apply to formula tasks (toy_*, feynman:*), not '{name}'")
+    if target_col != -1 and kind != "csv":
+        raise DataError(f"target_col applies to csv: tasks, not '{name}'")
+    if classify is not None and kind not in ("csv", "npz"):
+        raise DataError(f"classify applies to csv: and npz: tasks, not '{name}'")

@@ -70,6 +70,8 @@ def classification_metrics(logits: np.ndarray, labels: np.ndarray, top_k: int = 
 
 def metrics_for(kind: str, pred: np.ndarray, y: np.ndarray, top_k: int = 5) -> dict[str, float]:
     """Every metric of a dataset kind (``"regression"`` or ``"classification"``)."""
+    if kind not in METRIC_OF_KIND:
+        raise QvafError(f"unknown kind {kind!r}; expected one of {', '.join(METRIC_OF_KIND)}")
     if kind == "regression":
         return regression_metrics(pred, y)
     return classification_metrics(pred, y, top_k)

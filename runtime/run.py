@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 from typing import Callable
 
+from qvaf._specs import find_spec, pick_model, specs_dir  # noqa: F401 - find_spec, specs_dir re-exported
 from qvaf.dsl.errors import QvafError
 
 from . import checkpoint as C
@@ -28,34 +29,6 @@ from .train import FitResult, TrainConfig, evaluate, fit
 
 class RunError(QvafError):
     """A run cannot start or continue (bad spec name, existing run, mismatched resume)."""
-
-
-# ----------------------------------------------------------------------------- locating specs
-
-
-def specs_dir() -> str:
-    """The bundled ``specs/`` folder (next to the installed package or the repository root)."""
-    import qvaf
-
-    here = os.path.dirname(os.path.abspath(qvaf.__file__))
-    for cand in (os.path.join(here, "specs"), os.path.join(os.path.dirname(here), "specs")):
-        if os.path.isdir(cand):
-            return cand
-    raise RunError("cannot find the bundled specs/ folder; pass the path of a .qvaf file instead")
-
-
-def find_spec(spec: str) -> str:
-    """A spec path: ``spec`` itself when it exists, else a bundled model by name
-    (``regression`` -> ``specs/models/regression.qvaf``)."""
-    if os.path.isfile(spec):
-        return spec
-    base = specs_dir()
-    name = spec if spec.endswith(".qvaf") else spec + ".qvaf"
-    for cand in (os.path.join(base, name), os.path.join(base, "models", name)):
-        if os.path.isfile(cand):
-            return cand
-    models = sorted(f[:-5] for f in os.listdir(os.path.join(base, "models")) if f.endswith(".qvaf"))
-    raise RunError(f"no spec file '{spec}' (and no bundled model of that name; bundled: {', '.join(models)})")
 
 
 def spec_sources(program) -> tuple[dict[str, str], str]:
@@ -137,6 +110,7 @@ def train_run(spec: str, task: str | dict, config: TrainConfig | None, *, out: s
         program = qvaf.load(spec_path)
         sources, main_rel = spec_sources(program)
         dataset = task if isinstance(task, Dataset) else load_task(**_task_cfg(task))
+        model_name = pick_model(program, model_name, how="--model NAME")
         model = qvaf.compile(program, model_name, args=model_args or None,
                              ansatz_overrides=reps_overrides(config), dtype=dtype)
         params = model.init(jax.random.PRNGKey(config.seed))
@@ -148,9 +122,23 @@ def train_run(spec: str, task: str | dict, config: TrainConfig | None, *, out: s
         cfg = {**run_config, "model": {**run_config["model"], **_dynamic_model_cfg(mdl)}}
         C.save(out, st, lg, cfg, sources)
 
+    _writable_run_dir(out)
+    start_step = state.step if state is not None else 0
     result = fit(model, params, dataset, train_cfg, state=state, log=log, on_checkpoint=on_checkpoint,
                  on_record=on_record, progress=progress)
-    return summarize(result, dataset, out)
+    return summarize(result, dataset, out, start_step=start_step)
+
+
+def _writable_run_dir(out: str) -> None:
+    """Create the run directory now, so a bad --out fails before training, not at its first checkpoint."""
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise RunError(f"cannot use '{out}' as the run directory: it is a file")
+    try:
+        os.makedirs(out, exist_ok=True)
+    except OSError as exc:
+        raise RunError(f"cannot create the run directory '{out}': {exc.strerror or exc}") from None
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise RunError(f"cannot write to the run directory '{out}': permission denied")
 
 
 def _dynamic_model_cfg(model) -> dict:
@@ -173,12 +161,17 @@ def _read_sources(spec_dir: str) -> dict[str, str]:
     return out
 
 
-def summarize(result: FitResult, dataset: Dataset, out: str | None) -> dict:
-    """Test metrics and where things went, for printing or ``--json``."""
+def summarize(result: FitResult, dataset: Dataset, out: str | None, *, start_step: int = 0) -> dict:
+    """Test metrics and where things went, for printing or ``--json``.
+
+    ``step`` is the step the run reached; ``start_step`` where this call began (non-zero
+    after a resume) and ``new_steps`` the steps it trained.
+    """
     model, params = result.model, result.state.params
     test = evaluate(model, params, dataset.x_test, dataset.y_test, dataset.kind)
     summary = {"event": "done", "stop_reason": result.stop_reason, "message": result.message,
-               "step": result.state.step, "task": dataset.name, "kind": dataset.kind,
+               "step": result.state.step, "start_step": start_step,
+               "new_steps": result.state.step - start_step, "task": dataset.name, "kind": dataset.kind,
                "model": getattr(model, "model_name", None), "param_count": getattr(model, "param_count", None),
                "final_train_loss": result.log.losses[-1] if result.log.losses else None,
                "test": test, "sizes": dataset.sizes()}
@@ -194,21 +187,29 @@ def summarize(result: FitResult, dataset: Dataset, out: str | None) -> dict:
 
 
 def load_run(path: str):
-    """(model, params, checkpoint, dataset-config) of a saved run, for eval and plot."""
+    """(model, params, checkpoint) of a saved run, for eval and plot; also of a model saved
+    with :func:`qvaf.save` (no task, no optimizer state)."""
+    from .saving import compile_saved, param_template
+
     ck = C.load(path)
-    cfg = ck.config
-    for part in ("model", "task", "train"):
-        if part not in cfg:
-            raise C.CheckpointError(f"{ck.path}/config.json: missing '{part}'")
-    model = compile_model(os.path.join(ck.spec_dir, cfg["model"]["spec"]), cfg["model"])
-    state, _ = C.restore(ck, model, TrainConfig.from_json(cfg["train"]))
+    if not isinstance(ck.config, dict):
+        raise C.CheckpointError(f"{ck.path}/config.json: not a JSON object")
+    model = compile_saved(ck)
+    model = getattr(model, "compiled", model)
+    if "train" not in ck.config:
+        return model, C.fill_named(param_template(model), ck.weights, ck.path), ck
+    if not isinstance(ck.config.get("task"), dict):
+        raise C.CheckpointError(f"{ck.path}/config.json: missing 'task'")
+    state, _ = C.restore(ck, model, TrainConfig.from_json(ck.config["train"]))
     return model, state.params, ck
 
 
 def eval_run(path: str, task: str | None = None, split: str = "test") -> dict:
     """Metrics of a saved run on a split of its task (or of another task with the same shapes)."""
     model, params, ck = load_run(path)
-    task_cfg = dict(ck.config["task"])
+    if "task" not in ck.config and task is None:
+        raise RunError(f"{ck.path} holds a saved model without a task; pass --task NAME")
+    task_cfg = dict(ck.config.get("task") or {"name": task})
     if task is not None and task != task_cfg["name"]:
         task_cfg = {"name": task}
     ds = task_from_config(task_cfg)

@@ -25,6 +25,7 @@ Example::
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
 import sys
 import time
@@ -45,7 +46,15 @@ DEFAULT_LR = {"adam": 1e-2, "adamw": 1e-2}
 
 
 class TrainError(QvafError):
-    """A bad training configuration, or a run that cannot continue."""
+    """A bad training configuration, or a run that cannot continue.
+
+    ``field`` names the :class:`TrainConfig` field a configuration error is about (its
+    message then starts with that name), so the CLI can name its flag instead.
+    """
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.field = field
 
 
 # ----------------------------------------------------------------------------- configuration
@@ -126,26 +135,54 @@ class TrainConfig:
     top_k: int = 5
     seed: int = 0
 
-    def __post_init__(self):
-        def need(cond, msg):
-            if not cond:
-                raise TrainError(msg)
+    def __new__(cls, *args, **kwargs):
+        names = [f.name for f in dataclasses.fields(cls)]
+        if len(args) > len(names):
+            raise TrainError(f"TrainConfig takes at most {len(names)} positional values, got {len(args)}; "
+                             f"name them (TrainConfig(steps=..., lr=...))")
+        for name in kwargs:
+            if name not in names:
+                close = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
+                hint = f"; did you mean '{close[0]}'?" if close else f"; fields: {', '.join(names)}"
+                raise TrainError(f"TrainConfig has no field '{name}'{hint}", field=name)
+        return super().__new__(cls)
 
-        need(isinstance(self.steps, int) and self.steps >= 1, f"steps must be a positive integer, got {self.steps}")
-        need(self.batch_size is None or self.batch_size >= 1, f"batch size must be >= 1, got {self.batch_size}")
+    def __post_init__(self):
+        for f in dataclasses.fields(self):
+            object.__setattr__(self, f.name, _checked_type(f.name, f.type, getattr(self, f.name)))
+
+        def need(cond, name, msg):
+            if not cond:
+                raise TrainError(f"{name} {msg}", field=name)
+
+        need(self.steps >= 1, "steps", f"must be a positive integer, got {self.steps}")
+        need(self.steps < 2**31, "steps", f"must be less than 2**31 (steps count in int32), got {self.steps}")
+        need(self.batch_size is None or self.batch_size >= 1, "batch_size",
+             f"must be >= 1, or None for full batch; got {self.batch_size}")
         phases = self.optimizer_phases()
-        need(self.schedule in SCHEDULES, f"unknown schedule '{self.schedule}'; choices: {', '.join(SCHEDULES)}")
-        need(self.lr is None or (self.lr > 0 and math.isfinite(self.lr)), f"learning rate must be > 0, got {self.lr}")
+        if self.schedule not in SCHEDULES:
+            raise TrainError(f"unknown schedule '{self.schedule}'; choices: {', '.join(SCHEDULES)}", field="schedule")
+        need(self.lr is None or (self.lr > 0 and math.isfinite(self.lr)), "lr", f"must be > 0, got {self.lr}")
         if all(p in FULL_BATCH for _, p in phases):
-            need(self.lr is None, "lbfgs and lm choose their own step size; drop --lr")
-            need(self.schedule == "constant", "lbfgs and lm choose their own step size; drop --schedule")
-            need(self.clip_norm is None, "gradient clipping applies to adam/adamw only; drop --clip")
-        need(self.clip_norm is None or self.clip_norm > 0, f"clip norm must be > 0, got {self.clip_norm}")
+            need(self.lr is None, "lr", "is not used: lbfgs and lm choose their own step size; drop --lr")
+            need(self.schedule == "constant", "schedule",
+                 "is not used: lbfgs and lm choose their own step size; drop --schedule")
+            need(self.clip_norm is None, "clip_norm", "applies to adam/adamw only (gradient clipping); drop --clip")
+        need(self.clip_norm is None or (self.clip_norm > 0 and math.isfinite(self.clip_norm)), "clip_norm",
+             f"must be > 0, got {self.clip_norm}")
         for name in ("eval_every", "log_every", "lbfgs_memory", "top_k"):
-            need(getattr(self, name) >= 1, f"{name.replace('_', ' ')} must be >= 1")
-        need(self.warmup_steps >= 0, "warmup steps must be >= 0")
-        need(self.patience is None or self.patience >= 1, "patience must be >= 1")
-        need(self.checkpoint_every is None or self.checkpoint_every >= 1, "checkpoint interval must be >= 1")
+            need(getattr(self, name) >= 1, name, f"must be >= 1, got {getattr(self, name)}")
+        need(self.warmup_steps >= 0, "warmup_steps", f"must be >= 0, got {self.warmup_steps}")
+        need(self.warmup_steps == 0 or self.schedule == "warmup_cosine", "warmup_steps",
+             f"applies to the warmup_cosine schedule, not '{self.schedule}'")
+        need(self.schedule != "warmup_cosine" or self.warmup_steps < self.steps, "warmup_steps",
+             f"({self.warmup_steps}) must be less than steps ({self.steps})")
+        need(math.isfinite(self.decay_rate) and self.decay_rate > 0, "decay_rate", f"must be > 0, got {self.decay_rate}")
+        need(math.isfinite(self.weight_decay) and self.weight_decay >= 0, "weight_decay",
+             f"must be >= 0, got {self.weight_decay}")
+        need(self.patience is None or self.patience >= 1, "patience", f"must be >= 1, got {self.patience}")
+        need(self.checkpoint_every is None or self.checkpoint_every >= 1, "checkpoint_every",
+             f"must be >= 1, got {self.checkpoint_every}")
         if self.loss is not None:
             M.loss_function(self.loss)
         self.extend_schedule()
@@ -184,11 +221,51 @@ class TrainConfig:
 
     @classmethod
     def from_json(cls, d: dict) -> "TrainConfig":
+        if not isinstance(d, dict):
+            raise TrainError(f"training options must be a JSON object, got {type(d).__name__}")
         names = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - names
+        unknown = sorted(set(d) - names)
         if unknown:
-            raise TrainError(f"unknown training option(s) {sorted(unknown)}")
+            close = difflib.get_close_matches(unknown[0], sorted(names), n=1, cutoff=0.6)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            raise TrainError(f"unknown training option(s) {unknown}{hint}", field=unknown[0])
         return cls(**d)
+
+
+#: what each annotation of :class:`TrainConfig` accepts, for messages
+_TYPE_WORDS = {"int": "an integer", "float": "a number", "str": "a string"}
+
+
+def _checked_type(name: str, annotation: str, value):
+    """``value`` if it has the field's type (numpy scalars become Python ones, an int becomes
+    a float where a float is expected); otherwise a :class:`TrainError` naming the field.
+
+    Annotations are strings here (``from __future__ import annotations``): ``"int"``,
+    ``"float | None"``, ...
+    """
+    kinds = [k.strip() for k in str(annotation).split("|")]
+    if value is None:
+        if "None" in kinds:
+            return None
+    elif "int" in kinds and isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)):
+        return int(value)
+    elif "float" in kinds and isinstance(value, (int, float, np.integer, np.floating)) \
+            and not isinstance(value, (bool, np.bool_)):
+        return float(value)
+    elif "str" in kinds and isinstance(value, str):
+        return value
+    want = " or ".join(_TYPE_WORDS.get(k, k) for k in kinds)
+    hint = ""
+    if isinstance(value, str):
+        for conv in ((int, float) if "int" in kinds else (float,)):
+            try:
+                hint = f"; write {name}={conv(value)!r}, without quotes"
+                break
+            except ValueError:
+                pass
+    elif isinstance(value, float) and "int" in kinds and value.is_integer():
+        hint = f"; write {name}={int(value)}"
+    raise TrainError(f"{name} must be {want}, got {value!r} ({type(value).__name__}){hint}", field=name)
 
 
 # ----------------------------------------------------------------------------- optimizer
@@ -506,11 +583,19 @@ def _all_finite(tree) -> bool:
                if np.asarray(p).dtype.kind == "f")
 
 
-def fit(model, params, dataset, config: TrainConfig, *, state: TrainState | None = None,
+def fit(model, params, dataset, config: TrainConfig | dict | None = None, *, state: TrainState | None = None,
         log: RunLog | None = None, extender: Callable | None = None,
         on_checkpoint: Callable | None = None, on_record: Callable[[dict], None] | None = None,
         progress: bool = False) -> FitResult:
     """Train ``model`` on ``dataset``; see :func:`_fit` for the arguments.
+
+    ``dataset`` may also be a task name (``"toy_expsin"``, loaded with
+    :func:`qvaf.runtime.data.load_task`) and ``config`` a dict of :class:`TrainConfig` fields
+    or None (the defaults).
+
+    Before anything runs, the memory of a train step is estimated
+    (:func:`qvaf.runtime.memory.check_train_memory`): a :class:`~qvaf.runtime.memory.MemoryWarning`
+    above 2 GiB, a :class:`TrainError` naming the widest layer when it exceeds the device.
 
     A float32 model trains with JAX's 64-bit mode switched off for the duration, whatever the
     global flag says (``import catalyst`` switches it on): optax derives some scalars (Adam's
@@ -521,6 +606,12 @@ def fit(model, params, dataset, config: TrainConfig, *, state: TrainState | None
 
     import jax
 
+    from .memory import check_train_memory
+
+    model, params, dataset, config = _fit_arguments(model, params, dataset, config, state)
+    n_train = len(dataset.x_train)
+    full = any(o in FULL_BATCH for _, o in config.optimizer_phases()) or config.batch_size is None
+    check_train_memory(model, n_train if full else min(config.batch_size, n_train), n_train)
     leaves = jax.tree_util.tree_leaves(state.params if state is not None else params)
     kinds = {np.dtype(getattr(a, "dtype", np.float64)) for a in leaves if np.dtype(getattr(a, "dtype", np.float64)).kind == "f"}
     if kinds == {np.dtype(np.float32)}:
@@ -670,6 +761,29 @@ def _fit(model, params, dataset, config: TrainConfig, *, state: TrainState | Non
     if stop_reason == "early_stopping" and on_checkpoint is not None:
         on_checkpoint(state, model, log)
     return FitResult(state, model, log, stop_reason, message)
+
+
+def _fit_arguments(model, params, dataset, config, state):
+    """The arguments of :func:`fit` checked (a clear :class:`TrainError` for a wrong kind of
+    value) and normalised: a task name becomes its dataset, a dict its TrainConfig."""
+    from .data import Dataset, load_task
+
+    if not (callable(getattr(model, "apply", None)) and hasattr(model, "trainable")):
+        raise TrainError(f"fit trains a model with apply(params, x) and trainable (qvaf.compile(...), "
+                         f"qvaf.hqkan(...)), not {type(model).__name__}")
+    if params is None and state is None:
+        raise TrainError("fit needs the model's parameters: fit(model, model.init(key), ...)")
+    if isinstance(dataset, str):
+        dataset = load_task(dataset)
+    elif not isinstance(dataset, Dataset):
+        raise TrainError(f"fit trains on a Dataset (qvaf.load_task(NAME)) or a task name, not {type(dataset).__name__}")
+    if config is None:
+        config = TrainConfig()
+    elif isinstance(config, dict):
+        config = TrainConfig.from_json(config)
+    elif not isinstance(config, TrainConfig):
+        raise TrainError(f"config must be a TrainConfig (or a dict of its fields), not {type(config).__name__}")
+    return model, params, dataset, config
 
 
 def _check_lm(model, params, dataset, loss_name) -> None:

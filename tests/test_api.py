@@ -46,7 +46,7 @@ def regression():
 
 def test_public_names():
     public = {"load", "compile", "Compiled", "QvafError", "__version__", "extend", "hqkan", "HQKAN",
-              "fit", "TrainConfig", "evaluate", "load_task", "hardware"}
+              "fit", "TrainConfig", "evaluate", "load_task", "save", "restore", "hardware"}
     assert set(qvaf.__all__) == public
     for name in sorted(public):  # every lazily exported name resolves to a real object
         assert getattr(qvaf, name) is not None, name
@@ -138,7 +138,7 @@ def test_grouped_layer_shapes_and_init():
     p = model.init(0)
     assert p["layer1"]["theta"].shape == (3, 2, 2)  # group 3, pz(reps=1)
     assert p["layer0"]["weight"].shape == (6, 8) and p["layer2"]["weight"].shape == (8, 6)
-    assert model.model_args == {"d": 8, "k": 1}
+    assert model.model_args == {"d": 8, "k": 1, "hidden": 6, "reps": 1, "group": 3}
     assert model.apply(p, np.zeros((2, 8))).shape == (2, 8)
 
 

@@ -47,7 +47,7 @@ def test_overrides_and_model_args(capsys):
     assert r["layer1"][2:] == ["pz(reps=1)", "5->1", "5", "6", "->", "6", "3", "1", "25", "5", "1"]
     rc, out, _ = inspect(capsys, spec("models/hqkan.qvaf"), "--arg", "d=16", "--arg", "k=1")
     r = rows(out)
-    assert out.splitlines()[0] == "model hqkan_ffn(d=16, k=1): 16 -> 16"
+    assert out.splitlines()[0] == "model hqkan_ffn(d=16, k=1, hidden=6, reps=1, group=3): 16 -> 16"
     assert r["layer0"] == ["layer0", "linear", "-", "16->6", "96", "-", "-", "-", "102", "0", "-"]
     # theta [3 groups, 2, 2] + postact weight, bias and base weight [6, 6]; mask fixed
     assert r["layer1"][2:] == ["pz(reps=1)", "6->6", "36", "6", "->", "6", "3", "1", str(12 + 3 * 36), "36", "1"]

@@ -23,7 +23,23 @@ def run(capsys, *argv):
 def test_check_specs_directory_is_clean(capsys):
     code, text = run(capsys, SPEC_DIR)
     assert code == 0
-    assert text.strip() == "checked 9 files: 0 errors, 0 warnings"
+    *shown, summary = text.strip().splitlines()
+    assert summary == "checked 9 files: 0 errors, 1 warning"
+    assert shown[0].endswith("px.qvaf:10:5: warning: theta[3] is never read by the optimised circuit of "
+                             "px(reps=3): it cannot affect the output")  # px's last RZ before measure z
+
+
+def test_check_warns_about_parameters_the_optimised_circuit_never_reads(tmp_path, capsys):
+    """What only ``qvaf inspect`` reported before: a rotation the passes drop (here the last
+    rz before ``measure z``) leaves its parameter unread, in a model and in an ansatz alone."""
+    path = tmp_path / "u.qvaf"
+    path.write_text("ansatz a {\n    param t[2] = 0.1\n    ry(x)\n    rx(t[0])\n    rz(t[1])\n    measure z\n}\n"
+                    "model m {\n    input 2\n    kan 1 using a\n}\n")
+    code, text = run(capsys, path)
+    assert code == 0
+    assert (f"{path}:2:5: warning: t[1] is never read by the optimised circuit of a in model m, layer0: "
+            "it cannot affect the output") in text
+    assert text.strip().endswith("checked 1 file: 0 errors, 1 warning")
 
 
 def test_warnings_alone_exit_zero(tmp_path, capsys):

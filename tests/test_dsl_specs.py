@@ -166,7 +166,7 @@ def test_example_models():
     assert _widths(m)[1] == math.ceil(math.log2(d)) * 2  # Linear(d -> ceil(log2 d) * k)
     kan = m.body[2]
     assert kan.options == (
-        ast.Option("group", (ast.Num(3, True),)),
+        ast.Option("group", (ast.Name("group"),)),  # the argument group, 3 by default
         ast.Option("base", ("silu",)),
         ast.Option("postact", ("weight", "bias")),
     )

@@ -86,7 +86,10 @@ def test_resume_trains_further_and_refuses_changed_options(trained, capsys):
     code, _, err = _run(capsys, "train", "--resume", "--out", out)
     assert code == 2 and "already reached step 40" in err
     code, stdout, _ = _run(capsys, "train", "--resume", "--out", out, "--steps", "50", "--json", "--quiet")
-    assert code == 0 and json.loads(stdout.splitlines()[-1])["step"] == 50
+    done = json.loads(stdout.splitlines()[-1])
+    assert code == 0 and (done["step"], done["start_step"], done["new_steps"]) == (50, 40, 10)
+    code, stdout, _ = _run(capsys, "train", "--resume", "--out", out, "--steps", "55")
+    assert code == 0 and "for 5 more steps (steps 51-55, 55 in all)" in stdout
 
 
 def test_user_errors_exit_2_with_the_choices(capsys, tmp_path):

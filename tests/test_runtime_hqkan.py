@@ -11,7 +11,7 @@ import pytest
 
 import qvaf
 from qvaf import QvafError
-from qvaf.runtime.hqkan import default_hidden, hqkan, hqkan_source, mlp_param_count
+from qvaf.runtime.hqkan import default_hidden, hqkan, mlp_param_count
 from qvaf.runtime.run import specs_dir
 
 
@@ -20,14 +20,51 @@ def test_block_shapes_counts_and_layers():
     assert block.hidden == default_hidden(16) == 8  # ceil(log2 16) * 2
     p = block.init(jax.random.PRNGKey(0))
     assert p["layer0"]["weight"].shape == (8, 16) and p["layer2"]["weight"].shape == (16, 8)
-    assert p["layer1"]["theta"].shape == (8, 8, 3, 2)
-    # linear 16*8+8, kan: theta 64*6 + postact weight/bias 2*64 + base 64, linear 8*16+16
-    expected = (16 * 8 + 8) + 64 * 6 + 3 * 64 + (8 * 16 + 16)
+    assert p["layer1"]["theta"].shape == (3, 3, 2)  # 3 groups of shared circuits, as the spec says
+    # linear 16*8+8, kan: theta 3*6 + postact weight/bias 2*64 + base 64, linear 8*16+16
+    expected = (16 * 8 + 8) + 3 * 6 + 3 * 64 + (8 * 16 + 16)
     assert block.param_count == expected
     assert mlp_param_count(16) == 16 * 64 + 64 + 64 * 16 + 16
     assert block.param_count < block.mlp_param_count()
     grouped = hqkan(16, reps=2, group=2)
-    assert grouped.param_count == expected - 64 * 6 + 2 * 6
+    assert grouped.param_count == expected - 3 * 6 + 2 * 6
+    assert hqkan(2).compiled.model_args["group"] == 2  # the default 3 is capped at hidden = 2
+
+
+def test_hqkan_is_the_bundled_spec():
+    """qvaf.hqkan(d=64) and specs/models/hqkan.qvaf are one network: same parameters (2,056,
+    group 3), same initial values, same outputs."""
+    block = hqkan(64)
+    spec = qvaf.compile(f"{specs_dir()}/models/hqkan.qvaf", "hqkan_ffn")
+    assert block.param_count == spec.param_count == 2056
+    assert block.compiled.model_args == spec.model_args == {"d": 64, "k": 2, "hidden": 12, "reps": 1, "group": 3}
+    pa, pb = block.init(jax.random.PRNGKey(4)), spec.init(jax.random.PRNGKey(4))
+    assert jax.tree_util.tree_structure(pa) == jax.tree_util.tree_structure(pb)
+    for a, b in zip(jax.tree_util.tree_leaves(pa), jax.tree_util.tree_leaves(pb)):
+        assert np.array_equal(np.asarray(a), np.asarray(b))
+    x = np.random.default_rng(1).normal(size=(3, 64)).astype(np.float32)
+    assert np.array_equal(np.asarray(block.apply(pa, x)), np.asarray(spec.apply(pb, x)))
+    with open(f"{specs_dir()}/models/hqkan.qvaf") as fh:
+        assert block.source == fh.read()
+    # d = 768: the bottleneck follows ceil(log2 d) * k = 20 (what the README quotes)
+    big = hqkan(768)
+    assert big.hidden == 20 and big.compiled.model_args["group"] == 3
+    assert big.param_count == (768 * 20 + 20) + (3 * 4 + 3 * 400) + (20 * 768 + 768) == 32720
+
+
+def test_a_custom_spec_changes_the_ansatz(tmp_path):
+    with open(f"{specs_dir()}/models/hqkan.qvaf") as fh:
+        text = fh.read()
+    custom = tmp_path / "mine.qvaf"
+    custom.write_text(text.replace('"../ansatz/pz.qvaf"', f'"{specs_dir()}/ansatz/rpz.qvaf"')
+                      .replace("using pz(", "using rpz("))
+    block = hqkan(16, spec=str(custom), reps=2)
+    assert block.compiled.ir.nodes["layer1"]["op"].ansatz == "rpz"
+    assert block.hidden == 8 and block.compiled.model_args["reps"] == 2
+    other = tmp_path / "other.qvaf"
+    other.write_text(f'import "{specs_dir()}/ansatz/pz.qvaf"\nmodel m(n: int = 4) {{ input n; kan n using pz }}\n')
+    with pytest.raises(QvafError, match="must take the arguments d and hidden"):
+        hqkan(16, spec=str(other))
 
 
 def test_block_matches_its_own_layers_composed_by_hand():
@@ -65,18 +102,13 @@ def test_block_drops_into_a_jax_model_with_leading_batch_dims():
         block.apply(p, jnp.ones((3, 7)))
 
 
-def test_bundled_hqkan_spec_agrees_with_the_generated_block():
-    spec = qvaf.compile(f"{specs_dir()}/models/hqkan.qvaf", "hqkan_ffn", args={"d": 64, "k": 2})
-    block = hqkan(64, k=2, group=3)
-    assert spec.param_count == block.param_count
-    assert spec.in_width == spec.out_width == 64
-
-
 def test_bad_options_are_clear_errors():
-    with pytest.raises(QvafError, match="no bundled ansatz 'qz'"):
-        hqkan(8, ansatz="qz")
     with pytest.raises(QvafError, match="group must be an integer in 1..hidden"):
-        hqkan_source(8, 4, group=9)
+        hqkan(8, hidden=4, group=9)
     with pytest.raises(QvafError, match="d must be a positive integer"):
-        hqkan_source(0, 4)
+        hqkan(0)
+    with pytest.raises(QvafError, match="reps must be a positive integer, got 1.5"):
+        hqkan(8, reps=1.5)
+    with pytest.raises(QvafError, match="no spec file 'nope.qvaf'"):
+        hqkan(8, spec="nope.qvaf")
     assert default_hidden(768, 2) == math.ceil(math.log2(768)) * 2 == 20

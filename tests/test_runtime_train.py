@@ -231,10 +231,29 @@ def test_classification_training_reaches_high_accuracy():
     (dict(extend="2:5,3:5"), "distinct"),
     (dict(optimizer="adam:10"), "must say which optimizer starts at step 0"),
     (dict(loss="hinge"), "unknown loss"),
+    (dict(step=100), "TrainConfig has no field 'step'; did you mean 'steps'"),
+    (dict(learning_rate=0.1), "no field 'learning_rate'"),
+    (dict(lr="0.1"), r"lr must be a number or None, got '0.1' \(str\); write lr=0.1"),
+    (dict(steps="100"), "steps must be an integer, got '100'"),
+    (dict(steps=10.5), "steps must be an integer, got 10.5"),
+    (dict(batch_size=True), "batch_size must be an integer or None, got True"),
+    (dict(batch_size=0), "batch_size must be >= 1, or None for full batch"),
+    (dict(optimizer=None), "optimizer must be a string, got None"),
+    (dict(eval_every=0), "eval_every must be >= 1, got 0"),
+    (dict(weight_decay=float("nan")), "weight_decay must be >= 0"),
 ])
 def test_bad_configurations_are_clear_errors(kwargs, msg):
     with pytest.raises(QvafError, match=msg):
         T.TrainConfig(**kwargs)
+
+
+def test_config_values_are_normalised_to_json_types():
+    cfg = T.TrainConfig(steps=np.int64(7), lr=1, batch_size=np.int32(4))
+    assert (cfg.steps, cfg.lr, cfg.batch_size) == (7, 1.0, 4)
+    assert type(cfg.steps) is int and type(cfg.lr) is float and type(cfg.batch_size) is int
+    assert T.TrainConfig.from_json(cfg.to_json()) == cfg
+    with pytest.raises(QvafError, match="takes at most 18 positional values"):
+        T.TrainConfig(*range(19))
 
 
 def test_model_output_width_must_fit_the_task():

@@ -182,6 +182,27 @@ def kan_combine(node: KanNode, layer_params: Mapping[str, object], x, phi, xp):
     return y
 
 
+def edge_terms(node: KanNode, layer_params: Mapping[str, object], x, phi, xp):
+    """Each edge's term of the KAN layer output (:func:`kan_combine` is their sum over ``i``):
+
+    .. math::
+
+        e_{bji} = m_{ji} \\left[ (\\phi_{bji} + c_{ji}) a_{ji} + \\beta_{ji}\\,\\mathrm{base}(x_{bi}) \\right]
+
+    ``phi`` is ``[..., out, in]`` and ``x`` ``[..., in]``; the result has the shape of ``phi``.
+    """
+    terms = phi
+    if node.postact_bias:
+        terms = terms + layer_params["postact_bias"]
+    if node.postact_weight:
+        terms = terms * layer_params["postact_weight"]
+    base = base_function(node.base, xp)
+    if base is not None:
+        terms = terms + layer_params["base_weight"] * base(x)[..., None, :]
+    mask = layer_params.get("mask")
+    return terms if mask is None else terms * mask
+
+
 def forward(order, params, x, edge_fn, xp, collect: dict | None = None, stop_at: str | None = None):
     """Run the network; ``edge_fn(node, layer_params, x) -> [B, out, in]`` evaluates a kan layer.
 
