@@ -9,7 +9,9 @@ Public API (heavy dependencies are imported only when used)::
     y = model.apply(params, x)
 
 Training and layer extension: ``qvaf.fit``, ``qvaf.TrainConfig``, ``qvaf.evaluate``,
-``qvaf.load_task``, ``qvaf.extend``; hybrid blocks: ``qvaf.hqkan``.
+``qvaf.load_task``, ``qvaf.extend``; hybrid blocks: ``qvaf.hqkan``. Exploring designs: exact
+spectra ``qvaf.network_spectra`` (``qvaf.Spectrum``), formulas ``qvaf.network_formula``,
+attribution and pruning ``qvaf.attribute``, ``qvaf.prune_run``, comparison ``qvaf.compare``.
 """
 
 import importlib
@@ -30,6 +32,12 @@ _LAZY = {
     "TrainConfig": "qvaf.runtime.train",
     "evaluate": "qvaf.runtime.train",
     "load_task": "qvaf.runtime.data",
+    "Spectrum": "qvaf.compiler.spectrum",
+    "network_spectra": "qvaf.compiler.spectrum",
+    "network_formula": "qvaf.runtime.formula",
+    "attribute": "qvaf.runtime.prune",
+    "prune_run": "qvaf.runtime.prune",
+    "compare": "qvaf.runtime.compare",
 }
 
 __all__ = ["QvafError", "__version__", *_LAZY]

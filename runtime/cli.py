@@ -22,6 +22,10 @@ COMMANDS = {
     "plot": ".cmd_train",
     "demo": ".cmd_train",
     "tasks": ".cmd_train",
+    "spectrum": ".cmd_explore",
+    "formula": ".cmd_explore",
+    "prune": ".cmd_explore",
+    "compare": ".cmd_explore",
 }
 
 
