@@ -16,8 +16,6 @@ import json
 import os
 import sys
 
-import numpy as np
-
 from qvaf.dsl.errors import QvafError
 
 
@@ -91,6 +89,8 @@ def add_parser(subparsers) -> None:
 
 def _load_target(args):
     """(model, params, x samples, description) for a SPEC or a run directory."""
+    import numpy as np
+
     from .cmd_inspect import parse_args
 
     if os.path.isdir(args.target):
@@ -139,13 +139,15 @@ def _parse_edge(text: str, model) -> tuple[str, int, int]:
     return parts[0], o, i
 
 
-def _contribution(model, params, lid, o, i, s):
+def _postact(model, params, lid, o, i) -> tuple[float, float]:
+    """``(m a, c)`` of edge (o, i): its contribution is ``m a (phi + c)``."""
+    import numpy as np
+
     node = model.ir.nodes[lid]["op"]
     layer = params[lid]
     a = float(np.asarray(layer["postact_weight"])[o, i]) if node.postact_weight else 1.0
     c = float(np.asarray(layer["postact_bias"])[o, i]) if node.postact_bias else 0.0
-    m = float(np.asarray(layer["mask"])[o, i])
-    return s.scaled(m * a, c)
+    return float(np.asarray(layer["mask"])[o, i]) * a, c
 
 
 def run_spectrum(args) -> int:
@@ -159,7 +161,8 @@ def run_spectrum(args) -> int:
     layers = [chosen[0]] if chosen else None
     spectra = network_spectra(model.ir, params, layers, edges=[chosen[1:]] if chosen else None)
     if args.postact:
-        spectra = {lid: {e: _contribution(model, params, lid, *e, s) for e, s in d.items()} for lid, d in spectra.items()}
+        spectra = {lid: {e: s.scaled(*_postact(model, params, lid, *e)) for e, s in d.items()}
+                   for lid, d in spectra.items()}
     tol = args.tol
     report = {"source": source, "quantity": "m a (phi + c)" if args.postact else "phi", "tol": tol, "layers": []}
     for lid, edges in spectra.items():
@@ -202,6 +205,8 @@ def run_spectrum(args) -> int:
 
 
 def _plot_edge(model, params, x, spectra, chosen, args) -> str:
+    import numpy as np
+
     from .design_plots import plot_spectrum
 
     if chosen:
@@ -213,11 +218,8 @@ def _plot_edge(model, params, x, spectra, chosen, args) -> str:
     h = np.asarray(model.layer_inputs(params, x)[lid])[:, i]
     phi = np.asarray(model.edge_values(params, x, lid), np.float64)[:, o, i]
     if args.postact:
-        node = model.ir.nodes[lid]["op"]
-        layer = params[lid]
-        a = float(np.asarray(layer["postact_weight"])[o, i]) if node.postact_weight else 1.0
-        c = float(np.asarray(layer["postact_bias"])[o, i]) if node.postact_bias else 0.0
-        phi = float(np.asarray(layer["mask"])[o, i]) * a * (phi + c)
+        weight, bias = _postact(model, params, lid, o, i)
+        phi = weight * (phi + bias)
     pick = np.argsort(h)[:: max(1, len(h) // 40)]
     span = (float(h.min()), float(h.max())) if h.size and h.max() > h.min() else (-np.pi, np.pi)
     node = model.ir.nodes[lid]["op"]
@@ -229,6 +231,8 @@ def _plot_edge(model, params, x, spectra, chosen, args) -> str:
 
 
 def run_formula(args) -> int:
+    import numpy as np
+
     from .formula import ROUND_OFF, network_formula
     from .run import load_run, task_from_config
 

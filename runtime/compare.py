@@ -24,7 +24,7 @@ mean training time and the steps trained.
 
 Example::
 
-    result = compare(["pz", "rpz", "my.qvaf"], ["toy_expsin", "digits"], seeds=3, budget="300")
+    result = compare(["my.qvaf", "pz", "rpz", "real"], ["toy_bessel", "digits"], seeds=3, budget="1000")
     print(markdown(result))
 """
 
@@ -175,7 +175,7 @@ def mlp_width(target: int, a: int, o: int) -> int:
 
 
 def parse_budget(text) -> tuple[str, float]:
-    """``"300"`` -> ("steps", 300); ``"45s"`` -> ("seconds", 45.0)."""
+    """``"1000"`` -> ("steps", 1000); ``"45s"`` -> ("seconds", 45.0)."""
     s = str(text).strip().lower()
     try:
         if s.endswith("s"):
@@ -188,7 +188,7 @@ def parse_budget(text) -> tuple[str, float]:
                 return "steps", v
     except ValueError:
         pass
-    raise CompareError(f"bad budget '{text}': a number of steps (300) or of seconds (45s)")
+    raise CompareError(f"bad budget '{text}': a number of steps (1000) or of seconds (45s)")
 
 
 def _train_config(steps: int, n_train: int):
@@ -316,12 +316,19 @@ def run_jobs(jobs: list[dict], n_jobs: int = 1, on_record=None) -> list[dict]:
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
+    from concurrent.futures.process import BrokenProcessPool
+
     ctx = multiprocessing.get_context("spawn")  # JAX is not fork-safe
     with ProcessPoolExecutor(max_workers=min(n_jobs, len(jobs)), mp_context=ctx, initializer=_worker_init) as pool:
         futures = {pool.submit(run_job, job): k for k, job in enumerate(jobs)}
         for fut in as_completed(futures):
             k = futures[fut]
-            records[k] = fut.result()
+            try:
+                records[k] = fut.result()
+            except BrokenProcessPool:
+                job = jobs[k]
+                raise CompareError(f"a worker process died while training {job['label']} on {job['task']} "
+                                   f"(seed {job['seed']}); out of memory? try fewer --jobs") from None
             if on_record:
                 on_record(records[k], k, len(jobs))
     return records
@@ -357,7 +364,7 @@ def compare(specs, tasks, *, seeds: int = DEFAULT_SEEDS, budget=DEFAULT_BUDGET, 
         specs: candidates (see :func:`resolve_candidates`).
         tasks: task names (``qvaf tasks``).
         seeds: seeds per candidate and task (0 .. seeds - 1).
-        budget: steps (``"300"``, or an int) or seconds (``"60s"``).
+        budget: steps (``"1000"``, or an int) or seconds (``"60s"``).
         jobs: worker processes (default: the cores available).
         hidden: the hidden width of the standard network (default by task kind).
         ansatz_args: arguments for every candidate ansatz, e.g. ``{"reps": 2}``.
@@ -442,14 +449,17 @@ def write_atomic(path: str, text: str) -> None:
     import tempfile
 
     folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".qvaf-", suffix=".tmp", dir=folder)
+    tmp = None
     try:
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".qvaf-", suffix=".tmp", dir=folder)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
+    except OSError as exc:
+        raise QvafError(f"cannot write '{path}': {exc.strerror or exc}") from None
+    finally:
+        if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
-        raise

@@ -73,25 +73,32 @@ def plot_spectrum(spectrum, path: str, *, title: str, x_range=(-np.pi, np.pi), p
 
 
 def plot_spectrum_growth(rows, path: str) -> str:
-    """Distinct non-zero frequencies against the number of re-uploads L, one line per design.
+    """The spectrum of one edge against the number of re-uploads L, one line per design:
+    distinct non-zero frequencies (left) and the highest frequency (right).
 
     Args:
-        rows: ``{label: [(L, count), ...]}``.
+        rows: ``{label: [(L, count, highest), ...]}``.
     """
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(5.6, 3.8))
+    fig, ax = plt.subplots(1, 2, figsize=(10, 3.9))
+    styles = [("o", 9, "-"), ("s", 7, "--"), ("^", 5, "-."), ("x", 6, ":")]
     for k, (label, pts) in enumerate(rows.items()):
-        L, n = zip(*pts)
-        ax.plot(L, n, "o-", color=f"C{k}", label=label)
-    Ls = sorted({L for pts in rows.values() for L, _ in pts})
-    ax.plot(Ls, [(3 ** L - 1) // 2 for L in Ls], ":", color="grey", label="(3^L − 1)/2")
-    ax.plot(Ls, Ls, "--", color="grey", lw=0.8, label="L")
-    ax.set_yscale("log")
-    ax.set_xlabel("re-uploads L")
-    ax.set_ylabel("distinct non-zero frequencies")
-    ax.set_xticks(Ls)
-    ax.set_title("spectrum of one edge vs re-uploads", fontsize=10)
-    ax.legend(fontsize=7)
+        L, n, top = zip(*pts)
+        marker, size, line = styles[k % len(styles)]
+        for a, v in ((ax[0], n), (ax[1], top)):
+            a.plot(L, v, marker=marker, ms=size, ls=line, color=f"C{k}", mfc="none", label=label)
+    Ls = sorted({p[0] for pts in rows.values() for p in pts})
+    for a in ax:
+        a.plot(Ls, [(3 ** L - 1) // 2 for L in Ls], color="0.6", lw=3, alpha=0.35, zorder=0, label="(3^L − 1)/2")
+        a.plot(Ls, Ls, color="0.3", lw=0.8, ls=(0, (1, 3)), zorder=0, label="L")
+        a.set_yscale("log")
+        a.set_xlabel("re-uploads L")
+        a.set_xticks(Ls)
+    ax[0].set_ylabel("distinct non-zero frequencies")
+    ax[0].set_title("how many frequencies one edge has", fontsize=9)
+    ax[1].set_ylabel("highest frequency")
+    ax[1].set_title("how high they reach", fontsize=9)
+    ax[0].legend(fontsize=7)
     fig.tight_layout()
     return _save(fig, path)
 
@@ -136,7 +143,9 @@ def plot_network(widths, scores: dict, masks: dict, kept_nodes, path: str, *, ti
     ax.set_ylim(-0.62, 0.85)
     ax.set_axis_off()
     ax.set_title(title, fontsize=9)
-    fig.tight_layout()
+    fig.text(0.5, 0.01, "line width and darkness: attribution score; dotted: pruned edge; hollow: removed node",
+             ha="center", va="bottom", fontsize=7, color="0.3")
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
     return _save(fig, path)
 
 

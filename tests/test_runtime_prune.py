@@ -5,7 +5,6 @@ reports parameter counts and metrics that are reproducible and match ``qvaf eval
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import jax
@@ -22,7 +21,6 @@ from qvaf.runtime.prune import (
     contributions,
     plan_pruning,
     prune_run,
-    slice_params,
 )
 from qvaf.runtime.run import eval_run, load_run
 
@@ -130,42 +128,53 @@ def _numbers(report):
     return {k: report[k] for k in ("widths", "edges", "params", "test", "threshold", "finetune_steps")}
 
 
-def test_prune_run_is_reproducible_and_loadable(tmp_path):
-    run = regression_run()
-    a = prune_run(run, threshold=0.1, out=str(tmp_path / "a"), steps=30)
-    b = prune_run(run, threshold=0.1, out=str(tmp_path / "b"), steps=30)
-    assert _numbers(a) == _numbers(b)
+@pytest.fixture(scope="module")
+def pruned(tmp_path_factory):
+    out = tmp_path_factory.mktemp("pruned") / "a"
+    return prune_run(regression_run(), threshold=0.1, out=str(out), steps=10), out
+
+
+def test_prune_run_report_and_checkpoint(pruned):
+    a, out = pruned
     assert a["widths"]["before"] == [2, 5, 1] and sum(a["widths"]["after"]) < 8
     # parameters of the smaller network counted independently: 8 theta + 1 base weight per edge
     w = a["widths"]["after"]
     assert a["params"]["after"] == 9 * (w[0] * w[1] + w[1] * w[2]) and a["params"]["before"] == 135
+    assert a["params"]["active_after"] <= a["params"]["after"] < a["params"]["active_before"] == 135
     assert a["edges"]["after"] < a["edges"]["before"] == 15
     assert a["test"]["finetuned"]["rmse"] < a["test"]["pruned"]["rmse"]
     # the pruned run is a normal checkpoint: eval reads it and agrees with the report
-    ev = eval_run(str(tmp_path / "a"))
-    assert ev["rmse"] == pytest.approx(a["test"]["finetuned"]["rmse"], rel=1e-12) and ev["step"] == 30
-    model, params, ck = load_run(str(tmp_path / "a"))
+    ev = eval_run(str(out))
+    assert ev["rmse"] == pytest.approx(a["test"]["finetuned"]["rmse"], rel=1e-12) and ev["step"] == 10
+    model, params, ck = load_run(str(out))
     assert model.model_name == "regression_pruned" and ck.config["pruned_from"]["threshold"] == 0.1
-    saved = json.loads((tmp_path / "a" / "prune.json").read_text())
+    assert model.param_count == a["params"]["after"]
+    saved = json.loads((out / "prune.json").read_text())
     assert _numbers(saved) == _numbers(a)
-    assert (tmp_path / "a" / "pruned_network.png").stat().st_size > 10_000
+    assert (out / "pruned_network.png").stat().st_size > 10_000
     with pytest.raises(PruneError, match="already holds a run"):
-        prune_run(run, threshold=0.1, out=str(tmp_path / "a"))
+        prune_run(regression_run(), threshold=0.1, out=str(out))
 
 
-def test_prune_command(tmp_path, capsys):
+def test_prune_command_reproduces_the_numbers(pruned, tmp_path, capsys):
+    a, _ = pruned
     run = regression_run()
-    out = tmp_path / "p"
-    assert main(["prune", run, "--threshold", "0.05", "--out", str(out), "--steps", "0"]) == 0
+    out = tmp_path / "b"
+    assert main(["prune", run, "--threshold", "0.1", "--out", str(out), "--steps", "10"]) == 0
     text = capsys.readouterr().out
     assert f"pruned {run}" in text and "test rmse on toy_expsin: before " in text
-    assert "fine-tuned (0 steps)" in text and str(out / "pruned_network.png") in text
+    assert "fine-tuned (10 steps)" in text and str(out / "pruned_network.png") in text
+    # the same command twice gives the same numbers
+    assert _numbers(json.loads((out / "prune.json").read_text())) == _numbers(a)
     assert main(["eval", str(out), "--json"]) == 0
-    ev = json.loads(capsys.readouterr().out)
-    rep = json.loads((out / "prune.json").read_text())
-    assert ev["rmse"] == pytest.approx(rep["test"]["pruned"]["rmse"], rel=1e-12)
-    assert rep["test"]["pruned"] == rep["test"]["finetuned"]
+    assert json.loads(capsys.readouterr().out)["rmse"] == a["test"]["finetuned"]["rmse"]
     assert main(["plot", str(out)]) == 0
     capsys.readouterr()
     assert main(["prune", run, "--threshold", "0.05", "--out", str(tmp_path / "q"), "--task", "digits"]) == 2
     assert "task 'digits' has 64 inputs" in capsys.readouterr().err
+
+
+def test_prune_without_finetuning(tmp_path):
+    rep = prune_run(regression_run(), threshold=0.05, out=str(tmp_path / "z"), steps=0)
+    assert rep["test"]["pruned"] == rep["test"]["finetuned"] and rep["finetune_steps"] == 0
+    assert eval_run(str(tmp_path / "z"))["rmse"] == pytest.approx(rep["test"]["pruned"]["rmse"], rel=1e-12)
