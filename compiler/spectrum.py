@@ -35,7 +35,7 @@ Example::
 
     model = qvaf.compile("specs/ansatz/pz.qvaf")
     params = model.init(0)
-    s = network_spectra(model.ir, params)["layer0"][0][0]
+    s = network_spectra(model, params)["layer0"][(0, 0)]
     s.support()            # array([0., 1., 2., 3.])
     s(np.linspace(-1, 1, 5))   # phi(x), equal to model.apply to round-off
 """
@@ -55,7 +55,8 @@ from .ir import ROTATIONS, KanNode
 from .passes import canonicalize, unroll_loops
 from .simplify import affine_in_x
 
-__all__ = ["Spectrum", "SpectrumError", "network_spectra", "spectrum_obstacle", "MAX_TERMS", "FREQ_TOL", "ZERO_TOL"]
+__all__ = ["Spectrum", "SpectrumError", "network_spectra", "layer_spectra", "spectrum_obstacle", "MAX_TERMS",
+           "FREQ_TOL", "ZERO_TOL"]
 
 #: refuse an edge whose Bloch vector needs more distinct frequencies than this
 MAX_TERMS = 20000
@@ -367,10 +368,4 @@ def network_spectra(graph, params, layers=None, *, edges=None, max_terms: int = 
             raise SpectrumError(f"{lid!r} is not a kan layer; kan layers: {', '.join(kan) or 'none'}")
     return {lid: layer_spectra(kan[lid], params[lid], where=lid, edges=edges, max_terms=max_terms,
                                freq_tol=freq_tol) for lid in layers}
-
-
-def integral_frequencies(spectrum: Spectrum, tol: float = 1e-9) -> bool:
-    """True when every frequency of ``spectrum`` is an integer to ``tol``."""
-    f = spectrum.frequencies
-    return bool(np.all(np.abs(f - np.round(f)) <= tol))
 

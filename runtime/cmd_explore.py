@@ -272,9 +272,11 @@ def run_formula(args) -> int:
 def run_prune(args) -> int:
     from .prune import prune_run
 
+    from .compare import json_safe
+
     r = prune_run(args.checkpoint, threshold=args.threshold, out=args.out, task=args.task, steps=args.steps, lr=args.lr)
     if args.json:
-        print(json.dumps(r))
+        print(json.dumps(json_safe(r)))
         return 0
     metric = "rmse" if r["kind"] == "regression" else "accuracy"
     t = r["test"]
@@ -295,7 +297,7 @@ def run_prune(args) -> int:
 
 def run_compare(args) -> int:
     from .cmd_inspect import parse_args
-    from .compare import DEFAULT_BUDGET, DEFAULT_SEEDS, compare, markdown, write_outputs
+    from .compare import DEFAULT_BUDGET, DEFAULT_SEEDS, compare, json_safe, markdown, write_outputs
 
     tasks = list(args.task) + list(args.tasks)
     if not tasks:
@@ -309,12 +311,13 @@ def run_compare(args) -> int:
             print(f"[{k + 1}/{total}] {rec['label']} on {rec['task']}, seed {rec['seed']}: {rec['metric']} {value}, "
                   f"{rec['steps']} steps in {rec['seconds']:.1f} s", file=sys.stderr, flush=True)
 
-    result = compare(args.specs, tasks, seeds=args.seeds or DEFAULT_SEEDS, budget=args.budget or DEFAULT_BUDGET,
+    result = compare(args.specs, tasks, seeds=DEFAULT_SEEDS if args.seeds is None else args.seeds,
+                     budget=DEFAULT_BUDGET if args.budget is None else args.budget,
                      jobs=args.jobs, hidden=args.hidden, ansatz_args=parse_args(args.ansatz_arg, "--ansatz-arg"),
                      mlp=not args.no_mlp, on_record=progress)
     files = write_outputs(result, args.out)
     if args.json:
-        print(json.dumps({**result, "files": files}))
+        print(json.dumps(json_safe({**result, "files": files})))
         return 0
     print(markdown(result))
     for f in files:

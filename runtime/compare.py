@@ -200,7 +200,7 @@ def _train_config(steps: int, n_train: int):
 
 
 def _fit_budget(model, params, ds, budget, seed):
-    """Train under ``budget``; returns (params, steps, seconds, stop_reason)."""
+    """Train under ``budget``; returns (params, steps, seconds, stop_reason, message)."""
     import dataclasses
 
     from .train import fit
@@ -210,7 +210,7 @@ def _fit_budget(model, params, ds, budget, seed):
     if kind == "steps":
         cfg = dataclasses.replace(_train_config(int(amount), len(ds.x_train)), seed=seed)
         r = fit(model, params, ds, cfg)
-        return r.state.params, r.state.step, time.perf_counter() - t0, r.stop_reason
+        return r.state.params, r.state.step, time.perf_counter() - t0, r.stop_reason, r.message
     state = log = None
     steps = 0
     while True:
@@ -219,7 +219,7 @@ def _fit_budget(model, params, ds, budget, seed):
         r = fit(model, params, ds, cfg, state=state, log=log)
         state, log = r.state, r.log
         if r.stop_reason != "steps" or time.perf_counter() - t0 >= amount:
-            return state.params, state.step, time.perf_counter() - t0, r.stop_reason
+            return state.params, state.step, time.perf_counter() - t0, r.stop_reason, r.message
 
 
 def _spectrum_stats(model, params) -> dict:
@@ -249,12 +249,12 @@ def run_job(job: dict) -> dict:
     else:
         model = compile_candidate(Candidate(**job["candidate"]), widths)
     params = model.init(jax.random.PRNGKey(job["seed"]))
-    params, steps, seconds, stop = _fit_budget(model, params, ds, tuple(job["budget"]), job["seed"])
-    test = evaluate(model, params, ds.x_test, ds.y_test, ds.kind)
+    params, steps, seconds, stop, message = _fit_budget(model, params, ds, tuple(job["budget"]), job["seed"])
     metric = "rmse" if ds.kind == "regression" else "accuracy"
+    value = float("nan") if stop == "nan" else float(evaluate(model, params, ds.x_test, ds.y_test, ds.kind)[metric])
     rec = {"label": job["label"], "task": job["task"], "kind": ds.kind, "seed": job["seed"],
-           "params": model.param_count, "metric": metric, "value": float(test[metric]), "steps": int(steps),
-           "seconds": float(seconds), "stop_reason": stop, "spectrum": None}
+           "params": model.param_count, "metric": metric, "value": value, "steps": int(steps),
+           "seconds": float(seconds), "stop_reason": stop, "message": message, "spectrum": None}
     if job["kind"] != "mlp" and job["seed"] == job["first_seed"]:
         rec["spectrum"] = _spectrum_stats(model, params)
     return rec
@@ -341,8 +341,10 @@ def summarize(records: list[dict]) -> list[dict]:
         key = (r["task"], r["label"])
         row = rows.setdefault(key, {"task": r["task"], "kind": r["kind"], "candidate": r["label"],
                                     "params": r["params"], "metric": r["metric"], "values": [], "seconds": [],
-                                    "steps": [], "spectrum": None})
+                                    "steps": [], "spectrum": None, "failures": []})
         row["values"].append(r["value"])
+        if r.get("stop_reason") == "nan":
+            row["failures"].append(f"seed {r['seed']}: {r.get('message', '')}")
         row["seconds"].append(r["seconds"])
         row["steps"].append(r["steps"])
         if r.get("spectrum") is not None:
@@ -350,7 +352,9 @@ def summarize(records: list[dict]) -> list[dict]:
     out = []
     for row in rows.values():
         v = np.asarray(row["values"], np.float64)
-        out.append({**row, "mean": float(v.mean()), "std": float(v.std(ddof=1)) if v.size > 1 else 0.0,
+        ok = v[np.isfinite(v)]
+        out.append({**row, "mean": float(ok.mean()) if ok.size else float("nan"),
+                    "std": float(ok.std(ddof=1)) if ok.size > 1 else 0.0,
                     "seeds": int(v.size), "mean_seconds": float(np.mean(row["seconds"])),
                     "mean_steps": float(np.mean(row["steps"]))})
     return out
@@ -412,19 +416,26 @@ def markdown(result: dict) -> str:
             continue
         metric = rows[0]["metric"]
         better = "lower is better" if metric == "rmse" else "higher is better"
-        lines += [f"**{task}** ({rows[0]['kind']}; test {metric}, {better}; mean ± std over {rows[0]['seeds']} seeds)",
+        seeds = f"{rows[0]['seeds']} seed{'s' if rows[0]['seeds'] != 1 else ''}"
+        lines += [f"**{task}** ({rows[0]['kind']}; test {metric}, {better}; mean ± std over {seeds})",
                   "", f"| candidate | params | spectrum: freqs / highest | test {metric} | train time (s) | steps |",
                   "|---|---:|---:|---:|---:|---:|"]
+        notes = []
         for r in rows:
             value = f"{r['mean']:.4g} ± {r['std']:.2g}" if metric == "rmse" else \
                 f"{100 * r['mean']:.2f} % ± {100 * r['std']:.2f}"
+            if r["failures"]:
+                value = "failed" if len(r["failures"]) == r["seeds"] else \
+                    f"{value} ({len(r['failures'])} of {r['seeds']} runs failed)"
+                notes.append(f"{r['candidate']}, {r['failures'][0]}")
             lines.append(f"| {r['candidate']} | {r['params']:,} | {_spectrum_text(r['spectrum'])} | {value} | "
                          f"{r['mean_seconds']:.1f} | {r['mean_steps']:.0f} |")
-        lines.append("")
+        lines += [""] + [f"- {n}" for n in notes] + ([""] if notes else [])
     s = result["settings"]
     b = s["budget"]
     budget = f"{int(b['amount'])} steps" if b["kind"] == "steps" else f"{b['amount']:g} s"
-    lines.append(f"Budget {budget} per run, {s['seeds']} seeds, Adam lr {s['lr']:g}, batch {s['batch']}, float32; "
+    lines.append(f"Budget {budget} per run, {s['seeds']} seed{'s' if s['seeds'] != 1 else ''}, Adam lr {s['lr']:g}, "
+                 f"batch {s['batch']}, float32; "
                  f"{len(result['records'])} runs in {result['wall_seconds']:.0f} s with {s['jobs']} "
                  f"parallel job(s) on {result['cpus']} core(s).")
     return "\n".join(lines) + "\n"
@@ -438,10 +449,21 @@ def write_outputs(result: dict, out: str) -> list[str]:
 
     os.makedirs(out, exist_ok=True)
     files = [os.path.join(out, "compare.json"), os.path.join(out, "compare.md"), os.path.join(out, "compare.png")]
-    write_atomic(files[0], json.dumps(result, indent=1) + "\n")
+    write_atomic(files[0], json.dumps(json_safe(result), indent=1) + "\n")
     write_atomic(files[1], markdown(result))
     plot_compare(result, files[2])
     return files
+
+
+def json_safe(value):
+    """``value`` with non-finite floats as None (JSON has no NaN)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
 
 
 def write_atomic(path: str, text: str) -> None:

@@ -413,9 +413,9 @@ def prune_run(path: str, *, threshold: float, out: str, task: str | None = None,
     }
     report["files"] = [os.path.join(out, "prune.json"), os.path.join(out, "pruned_network.png")]
     _plot(model, scores, plan, report, report["files"][1])
-    from .compare import write_atomic
+    from .compare import json_safe, write_atomic
 
-    write_atomic(report["files"][0], json.dumps(report, indent=1) + "\n")
+    write_atomic(report["files"][0], json.dumps(json_safe(report), indent=1) + "\n")
     return report
 
 
