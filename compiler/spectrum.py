@@ -299,7 +299,7 @@ def _propagate(r0: np.ndarray, steps, edge: tuple[int, int], readout: int, *, ma
             raise SpectrumError(
                 f"{where}, edge ({o}, {i}): more than {max_terms} distinct frequencies after data rotation "
                 f"{done} of {n_data} (frequencies are sums of +-w over the re-uploads, up to 3^L of them); "
-                f"raise max_terms to compute it anyway")
+                f"raise max_terms (qvaf spectrum --max-terms) to compute it anyway")
     c = coef[readout]
     # the readout is real: keep the Hermitian part, c(omega) and conj(c(-omega)) averaged
     f, c = _merge(np.concatenate([f, -f]), np.concatenate([c, np.conj(c)]) / 2, freq_tol)

@@ -34,6 +34,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--postact", action="store_true",
                    help="the edge's contribution m a (phi + c) instead of the raw phi")
     p.add_argument("--tol", type=float, default=1e-12, help="coefficients below this count as zero (default 1e-12)")
+    p.add_argument("--max-terms", type=int, default=None,
+                   help="refuse an edge with more distinct frequencies than this (default 20000)")
     p.add_argument("--plot", metavar="FILE", help="write a PNG of the edge's activation and coefficient magnitudes")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(run=run_spectrum)
@@ -159,7 +161,12 @@ def run_spectrum(args) -> int:
     if chosen and not isinstance(model.ir.nodes[chosen[0]]["op"], KanNode):
         raise QvafError(f"--edge: {chosen[0]} is a linear layer; only kan layers have activations")
     layers = [chosen[0]] if chosen else None
-    spectra = network_spectra(model.ir, params, layers, edges=[chosen[1:]] if chosen else None)
+    from qvaf.compiler.spectrum import MAX_TERMS
+
+    max_terms = MAX_TERMS if args.max_terms is None else args.max_terms
+    if max_terms < 1:
+        raise QvafError(f"--max-terms must be >= 1, got {max_terms}")
+    spectra = network_spectra(model.ir, params, layers, edges=[chosen[1:]] if chosen else None, max_terms=max_terms)
     if args.postact:
         spectra = {lid: {e: s.scaled(*_postact(model, params, lid, *e)) for e, s in d.items()}
                    for lid, d in spectra.items()}

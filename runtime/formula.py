@@ -89,17 +89,17 @@ def edge_expression(spectrum, h, *, threshold: float = ROUND_OFF, weight: float 
     omega, a, b = spectrum.real_form()
     amp = np.hypot(a, b)
     keep = amp >= threshold
-    expr = sp.Integer(0)
+    terms = []
     for w, ak, bk in zip(omega[keep], a[keep], b[keep]):
         if w == 0:
-            expr += _num(weight * ak)
+            terms.append(_num(weight * ak))
             continue
         f = _freq(w)
         if ak != 0:
-            expr += _num(weight * ak) * sp.cos(f * h)
+            terms.append(_num(weight * ak) * sp.cos(f * h))
         if bk != 0:
-            expr += _num(weight * bk) * sp.sin(f * h)
-    return expr, int(keep.sum()), int((~keep).sum()), float(abs(weight) * amp[~keep].sum())
+            terms.append(_num(weight * bk) * sp.sin(f * h))
+    return sp.Add(*terms), int(keep.sum()), int((~keep).sum()), float(abs(weight) * amp[~keep].sum())
 
 
 @dataclass
@@ -134,15 +134,21 @@ class NetworkFormula:
         return out
 
     def lambdify(self):
-        """A numpy function ``x [N, in] -> [N, out]`` (float64) of the substituted outputs."""
+        """A numpy function ``x [N, in] -> [N, out]`` (float64) evaluating the formula layer by
+        layer: each layer's expressions lambdified in the previous layer's symbols (the same
+        arithmetic as :attr:`outputs`, without building the substituted expression)."""
         sp = _sympy()
-        outs = self.outputs
-        fn = sp.lambdify(self.inputs, list(outs), modules=["scipy", "numpy"], cse=True)
+        fns, args = [], self.inputs
+        for _, _, rows in self.layers:
+            fns.append(sp.lambdify(args, [e for _, e in rows], modules=["scipy", "numpy"]))
+            args = tuple(s for s, _ in rows)
 
         def call(x):
-            x = np.asarray(x, np.float64)
-            cols = fn(*(x[:, i] for i in range(x.shape[1])))
-            return np.stack([np.broadcast_to(np.asarray(c, np.float64), x.shape[:1]) for c in cols], axis=1)
+            h = np.asarray(x, np.float64)
+            for fn in fns:
+                cols = fn(*(h[:, i] for i in range(h.shape[1])))
+                h = np.stack([np.broadcast_to(np.asarray(c, np.float64), h.shape[:1]) for c in cols], axis=1)
+            return h
 
         return call
 
@@ -230,8 +236,8 @@ def network_formula(model, params, *, threshold: float = ROUND_OFF, x=None) -> N
         rows = []
         for j in range(rec.out_width):
             if isinstance(rec, LinearNode):
-                expr = _num(layer["bias"][j]) + sum((_num(layer["weight"][j, i]) * prev[i]
-                                                    for i in range(rec.in_width)), sp.Integer(0))
+                expr = sp.Add(_num(layer["bias"][j]), *(_num(layer["weight"][j, i]) * prev[i]
+                                                        for i in range(rec.in_width)))
             else:
                 expr = _kan_output(rec, layer, spectra[lid], j, prev, threshold, edges, lid, inputs_data)
             rows.append((out_syms[j], expr))
@@ -248,7 +254,7 @@ def _kan_output(rec, layer, spectra, j, prev, threshold, edges, lid, inputs_data
     """Output ``j`` of a kan layer as an expression of the previous layer's symbols."""
     sp = _sympy()
     mask = layer["mask"]
-    expr = sp.Integer(0)
+    terms = []
     for i in range(rec.in_width):
         m = float(mask[j, i])
         if m == 0.0:
@@ -257,12 +263,12 @@ def _kan_output(rec, layer, spectra, j, prev, threshold, edges, lid, inputs_data
         c = float(layer["postact_bias"][j, i]) if rec.postact_bias else 0.0
         s = spectra[(j, i)]
         term, kept, dropped, bound = edge_expression(s, prev[i], threshold=threshold, weight=m * a)
+        terms.append(term)
         if c:
-            term += _num(m * a * c)
+            terms.append(_num(m * a * c))
         base = base_expression(rec.base, prev[i])
         if base is not None:
-            term += _num(m * layer["base_weight"][j, i]) * base
-        expr += term
+            terms.append(_num(m * layer["base_weight"][j, i]) * base)
         record = {"layer": lid, "edge": [j, i], "kept": kept, "dropped": dropped, "bound": bound, "max_error": None}
         if inputs_data is not None and dropped:
             h = inputs_data[lid][:, i]
@@ -272,4 +278,4 @@ def _kan_output(rec, layer, spectra, j, prev, threshold, edges, lid, inputs_data
         elif inputs_data is not None:
             record["max_error"] = 0.0
         edges.append(record)
-    return expr
+    return sp.Add(*terms)

@@ -40,9 +40,13 @@ def test_trained_regression_formula_equals_model(trained):
     want = np.asarray(model.apply(params, data.x_test))
     assert y.shape == want.shape == (1000, 1) and model.dtype == "float64"
     np.testing.assert_allclose(y, want, rtol=0, atol=1e-8)
-    # the outputs are expressions of the inputs alone
+    # the outputs as one expression of the inputs alone, lambdified as a whole, agree too
+    import sympy
+
     (out,) = f.outputs
     assert out.free_symbols == set(f.inputs)
+    whole = sympy.lambdify(f.inputs, out, modules=["scipy", "numpy"])
+    np.testing.assert_allclose(whole(*data.x_test.T), want[:, 0], rtol=0, atol=1e-8)
     assert f.term_counts[1] == 0
 
 
