@@ -57,7 +57,7 @@ def main(argv=None) -> int:
             pts.append((L, v, top))
         cells = [f"{v} ({top:.3g})" for v, top in n]
         print(f"{L:>2}  {cells[0]:>8}  {cells[1]:>14}  {cells[2]:>14}  {cells[3]:>10}  {(3 ** L - 1) // 2:>9}")
-    print(plot_spectrum_growth(rows, args.out))
+    print(os.path.relpath(plot_spectrum_growth(rows, args.out)))
     return 0
 
 
