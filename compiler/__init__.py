@@ -6,6 +6,7 @@ Pipeline stages, each in its own module::
     passes.py    PIPELINE of pure graph -> graph passes, run_pipeline
     verify.py    verify(graph): the IR's invariants
     analysis.py  stats (per-layer counts, frequency spectrum), unused_params
+    spectrum.py  network_spectra: the exact Fourier series of every edge activation
     backends/    executors of the IR (jax, reference, ...)
     emit/        OpenQASM 3 and 2 programs of edge circuits in native gate sets
 """

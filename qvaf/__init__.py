@@ -11,7 +11,10 @@ Public API (heavy dependencies are imported only when used)::
 Training and layer extension: ``qvaf.fit``, ``qvaf.TrainConfig``, ``qvaf.evaluate``,
 ``qvaf.load_task``, ``qvaf.extend``; hybrid blocks: ``qvaf.hqkan``; saving:
 ``qvaf.save(dir, model, params)`` and ``model, params = qvaf.restore(dir)``; OpenQASM export
-and execution: ``qvaf.hardware``. Flax NNX and Equinox modules: :mod:`qvaf.nnx`, :mod:`qvaf.eqx`.
+and execution: ``qvaf.hardware``. Exploring designs: exact spectra ``qvaf.network_spectra``
+(``qvaf.Spectrum``), formulas ``qvaf.network_formula``, attribution and pruning
+``qvaf.attribute``, ``qvaf.prune_run``, comparison ``qvaf.compare``. Flax NNX and Equinox
+modules: :mod:`qvaf.nnx`, :mod:`qvaf.eqx`.
 """
 
 import importlib
@@ -34,6 +37,12 @@ _LAZY = {
     "load_task": "qvaf.runtime.data",
     "save": "qvaf.runtime.saving",
     "restore": "qvaf.runtime.saving",
+    "Spectrum": "qvaf.compiler.spectrum",
+    "network_spectra": "qvaf.compiler.spectrum",
+    "network_formula": "qvaf.runtime.formula",
+    "attribute": "qvaf.runtime.prune",
+    "prune_run": "qvaf.runtime.prune",
+    "compare": "qvaf.runtime.compare",
 }
 
 #: public submodules, imported on first access

@@ -32,6 +32,10 @@ COMMANDS = {
     "export": ".cmd_hardware",
     "run": ".cmd_hardware",
     "cost": ".cmd_hardware",
+    "spectrum": ".cmd_explore",
+    "formula": ".cmd_explore",
+    "prune": ".cmd_explore",
+    "compare": ".cmd_explore",
 }
 
 #: exit status of a command whose output was closed (a process killed by SIGPIPE)

@@ -46,7 +46,8 @@ def regression():
 
 def test_public_names():
     public = {"load", "compile", "Compiled", "QvafError", "__version__", "extend", "hqkan", "HQKAN",
-              "fit", "TrainConfig", "evaluate", "load_task", "save", "restore", "hardware"}
+              "fit", "TrainConfig", "evaluate", "load_task", "save", "restore", "hardware", "Spectrum",
+              "network_spectra", "network_formula", "attribute", "prune_run", "compare"}
     assert set(qvaf.__all__) == public
     for name in sorted(public):  # every lazily exported name resolves to a real object
         assert getattr(qvaf, name) is not None, name

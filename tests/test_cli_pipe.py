@@ -33,6 +33,11 @@ SAMPLES = {
     "export": ["{run}", "--target", "qasm3", "--out", "{tmp}/hw"],
     "run": ["{run}/hw", "--task", "toy_sin2", "--samples", "4"],
     "cost": ["{run}", "--basis", "ibm"],
+    "spectrum": [REGRESSION, "--edge", "layer0,0,0"],
+    "formula": ["{run}"],
+    "prune": ["{run}", "--steps", "0", "--out", "{tmp}/pruned"],
+    "compare": ["pz", "--task", "toy_sin2", "--seeds", "1", "--budget", "2", "--jobs", "1", "--no-mlp",
+                "--out", "{tmp}/compare"],
 }
 
 
