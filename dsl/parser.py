@@ -73,32 +73,59 @@ def source_line(text: str, line: int) -> str | None:
     return None
 
 
+class _Brackets:
+    """The layout rule, for one parse: a newline inside an unclosed ``(`` or ``[`` is dropped
+    (so argument lists may wrap), a ``}`` closes its block and whatever ``(`` or ``[`` is still
+    open inside it, and nesting deeper than :data:`MAX_NESTING` is refused.
+
+    Attributes:
+        stack: the unclosed openers, innermost last.
+        continued: the opener whose dropped newline came right before the last token kept,
+            or None: when that token is a syntax error, the statement probably lacks its
+            closing bracket (see :func:`_token_diagnostic`).
+    """
+
+    def __init__(self):
+        self.stack: list[Token] = []
+        self.continued: Token | None = None
+        self._dropped_in: Token | None = None
+
+    def keep(self, tok: Token) -> bool:
+        """Account for ``tok``; False when the rule drops it (a newline inside ``()``/``[]``)."""
+        kind = tok.type
+        if kind == "_NL":
+            if self.stack and self.stack[-1].type != "LBRACE":
+                self._dropped_in = self.stack[-1]
+                return False
+            self._dropped_in = self.continued = None
+            return True
+        self.continued, self._dropped_in = self._dropped_in, None
+        if kind in _OPENERS:
+            self.stack.append(tok)
+            if len(self.stack) > MAX_NESTING:
+                raise _LimitError(f"nesting deeper than {MAX_NESTING} levels of brackets or blocks", tok)
+        elif kind == "RBRACE":
+            while self.stack and self.stack[-1].type != "LBRACE":
+                self.stack.pop()
+            if self.stack:
+                self.stack.pop()
+        elif kind in _CLOSERS:
+            if self.stack and _OPENERS[self.stack[-1].type] == kind:
+                self.stack.pop()
+        return True
+
+
 class _Layout:
-    """Post-lexer: drops newlines inside () and [] and enforces :data:`MAX_NESTING`."""
+    """Lark post-lexer applying :class:`_Brackets`; the state of the current parse is kept
+    thread-locally (``_local.brackets``) for the error messages."""
 
     always_accept = ("_NL",)
 
-    def __init__(self, filename: str):
-        self.filename = filename
-
     def process(self, stream):
-        stack: list[Token] = []  # unclosed openers; shared with the error reporting
-        _local.open_brackets = stack
+        brackets = _local.brackets = _Brackets()
         for tok in stream:
-            kind = tok.type
-            if kind == "_NL":
-                if stack and stack[-1].type != "LBRACE":
-                    continue
-            elif kind in _OPENERS:
-                stack.append(tok)
-                if len(stack) > MAX_NESTING:
-                    raise _LimitError(
-                        f"nesting deeper than {MAX_NESTING} levels of brackets or blocks", tok
-                    )
-            elif kind in _CLOSERS:
-                if stack and _OPENERS[stack[-1].type] == kind:
-                    stack.pop()
-            yield tok
+            if brackets.keep(tok):
+                yield tok
 
 
 class _LimitError(LarkError):
@@ -131,7 +158,7 @@ def _lark() -> Lark:
         lexer="contextual",
         propagate_positions=True,
         maybe_placeholders=True,
-        postlex=_Layout("<grammar>"),
+        postlex=_Layout(),
         lexer_callbacks={"COMMENT": _on_comment},
     )
 
@@ -434,207 +461,217 @@ def _describe_token(tok: Token) -> str:
     return f"'{tok}'"
 
 
-def _syntax_diagnostic(exc: Exception, file: str, text: str) -> Diagnostic:
+_CLOSER_OF = {"LBRACE": "}", "LPAR": ")", "LSQB": "]"}
+
+
+def _end_span(file: str, text: str) -> ast.Span:
+    lines = text.splitlines() or [""]
+    return ast.Span(file, len(lines), len(lines[-1]) + 1, len(lines), len(lines[-1]) + 1)
+
+
+def _syntax_diagnostic(exc: Exception, file: str, text: str, brackets: _Brackets | None) -> Diagnostic:
+    """The diagnostic of one syntax error; ``brackets`` is the layout state at the error."""
     if isinstance(exc, _LimitError):
-        tok = exc.token
-        span = _tok_span(file, tok)
-        return Diagnostic(
-            "error", exc.message, span, source_line(text, span.line),
-            "split the expression or block into smaller pieces",
-        )
+        span = _tok_span(file, exc.token)
+        return Diagnostic("error", exc.message, span, source_line(text, span.line),
+                          "split the expression or block into smaller pieces")
     if isinstance(exc, UnexpectedCharacters):
         char = text[exc.pos_in_stream] if exc.pos_in_stream < len(text) else "?"
         span = ast.Span(file, exc.line, exc.column, exc.line, exc.column)
-        hint = None
-        if char == '"':
-            hint = 'import paths are written on one line in double quotes: import "file.qvaf"'
-        return Diagnostic(
-            "error", f"unexpected character {char!r}", span, source_line(text, exc.line), hint
-        )
+        hint = 'import paths are written on one line in double quotes: import "file.qvaf"' if char == '"' else None
+        return Diagnostic("error", f"unexpected character {char!r}", span, source_line(text, exc.line), hint)
     if isinstance(exc, UnexpectedToken):
-        tok = exc.token
-        if tok.type == "$END":
-            unclosed = getattr(_local, "open_brackets", None)
-            if unclosed:
-                opener = unclosed[-1]
-                span = _tok_span(file, opener)
-                closer = {"LBRACE": "}", "LPAR": ")", "LSQB": "]"}[opener.type]
-                return Diagnostic(
-                    "error",
-                    f"unexpected end of file: this '{opener}' is never closed",
-                    span,
-                    source_line(text, span.line),
-                    f"add the missing '{closer}'",
-                )
-            lines = text.splitlines() or [""]
-            line = len(lines)
-            col = len(lines[-1]) + 1
-            span = ast.Span(file, line, col, line, col)
-            message = "unexpected end of file"
-        else:
-            span = _tok_span(file, tok)
-            message = f"unexpected {_describe_token(tok)}"
-        expected = _expected_words(exc.accepts or exc.expected)
-        if expected:
-            message += f"; expected {expected}"
-        hint = None
-        if tok.type in ("FLOAT", "INT", "NAME") and "_NL" in (exc.accepts or exc.expected):
-            hint = "put each statement on its own line or separate statements with ';'"
-        return Diagnostic("error", message, span, source_line(text, span.line), hint)
+        return _token_diagnostic(exc, file, text, brackets)
     if isinstance(exc, UnexpectedEOF):
-        lines = text.splitlines() or [""]
-        span = ast.Span(file, len(lines), len(lines[-1]) + 1, len(lines), len(lines[-1]) + 1)
+        span = _end_span(file, text)
         expected = _expected_words(exc.expected)
         message = "unexpected end of file" + (f"; expected {expected}" if expected else "")
         return Diagnostic("error", message, span, source_line(text, span.line))
     return Diagnostic("error", f"syntax error: {exc}", ast.Span(file, 1, 1, 1, 1), None)
 
 
+def _token_diagnostic(exc: UnexpectedToken, file: str, text: str, brackets: _Brackets | None) -> Diagnostic:
+    """An unexpected token. Two cases name the bracket at fault instead: the end of the file
+    inside an open block or bracket, and a statement that ran on past a newline because a
+    ``(`` or ``[`` before it was never closed (the newline was dropped by the layout rule)."""
+    tok = exc.token
+    opener = brackets.stack[-1] if brackets is not None and brackets.stack else None
+    if tok.type == "$END" and opener is not None:
+        return _unclosed(file, text, opener, f"unexpected end of file: this '{opener}' is never closed")
+    continued = brackets.continued if brackets is not None else None
+    if continued is not None and tok.type != "$END" and not _closes(continued, tok):
+        return _unclosed(file, text, continued,
+                         f"this '{continued}' is not closed before line {tok.line} "
+                         f"({_describe_token(tok)} there is unexpected)",
+                         "; a newline inside brackets does not end a statement")
+    if tok.type == "$END":
+        span = _end_span(file, text)
+        message = "unexpected end of file"
+    else:
+        span = _tok_span(file, tok)
+        message = f"unexpected {_describe_token(tok)}"
+    expected = _expected_words(exc.accepts or exc.expected)
+    if expected:
+        message += f"; expected {expected}"
+    hint = None
+    if tok.type in ("FLOAT", "INT", "NAME") and "_NL" in (exc.accepts or exc.expected):
+        hint = "put each statement on its own line or separate statements with ';'"
+    return Diagnostic("error", message, span, source_line(text, span.line), hint)
+
+
+def _closes(opener: Token, tok: Token) -> bool:
+    return tok.type == _OPENERS[opener.type]
+
+
+def _unclosed(file: str, text: str, opener: Token, message: str, more: str = "") -> Diagnostic:
+    span = _tok_span(file, opener)
+    return Diagnostic("error", message, span, source_line(text, span.line),
+                      f"add the missing '{_CLOSER_OF[opener.type]}'{more}")
+
+
 def _recover(text: str, file: str) -> list[Diagnostic]:
-    """Parse ``text`` again with panic-mode error recovery and return every syntax diagnostic.
+    """Parse ``text`` again with panic-mode error recovery and return every syntax diagnostic
+    (see :class:`_Recovery`)."""
+    return _Recovery(text, file).run()
 
-    Drives the LALR parser token by token (same contextual lexing and layout rule as
-    :class:`_Layout`). The parser state is saved after each statement separator and each '{'.
-    On an unexpected token the error is recorded, the state goes back to the last save point,
-    and tokens are skipped (a '{' opened while skipping is skipped up to its '}') until a
-    separator or a '}' the saved state accepts; parsing resumes there. A character no terminal
-    matches is recorded and skipped. Every token of the input is consumed exactly once, so this
-    always terminates; it stops once it has found one error more than :data:`MAX_SYNTAX_ERRORS`.
+
+class _Recovery:
+    """Panic-mode error recovery over the LALR parser, driven token by token.
+
+    The lexing is the parser's own (contextual, with the same :class:`_Brackets` layout
+    rule). The parser state is saved after each statement separator and each '{'. On an
+    unexpected token the error is recorded, the state goes back to the last save point, and
+    tokens are skipped (a '{' opened while skipping is skipped up to its '}') until a
+    separator or a '}' the saved state accepts; parsing resumes there. A character no
+    terminal matches is recorded and skipped. Every token of the input is consumed exactly
+    once, so this always terminates; it stops once it has found one error more than
+    :data:`MAX_SYNTAX_ERRORS`.
     """
-    lark = _lark()
-    interactive = lark.parse_interactive(text)
-    state = interactive.parser_state
-    table = state.parse_conf.parse_table.states
-    lexer_state = interactive.lexer_thread.state
-    contextual = lark.parser.lexer.lexer
-    parser = interactive.parser
-    brackets: list[Token] = []
-    _local.open_brackets = brackets
-    diagnostics: list[Diagnostic] = []
-    seen: set[tuple[int, int, str]] = set()
-    stopped = False
-    skipping = [False]  # inside panic mode
-    lex_error = [False]  # a bad character was just skipped
 
-    def record(diagnostic: Diagnostic) -> None:
-        nonlocal stopped
+    def __init__(self, text: str, file: str):
+        self.text, self.file = text, file
+        lark = _lark()
+        self.interactive = lark.parse_interactive(text)
+        self.state = self.interactive.parser_state
+        self.lexer_state = self.interactive.lexer_thread.state
+        self.contextual = lark.parser.lexer.lexer
+        self.brackets = _Brackets()
+        self.diagnostics: list[Diagnostic] = []
+        self.seen: set[tuple[int, int, str]] = set()
+        self.stopped = False
+        self.skipping = False  # inside panic mode
+        self.lex_error = False  # a bad character was just skipped
+
+    def run(self) -> list[Diagnostic]:
+        point = self.save()
+        stream = self.tokens()
+        last = None
+        glued = False  # the error was an early end of line: a '{' block right after belongs to it
+        for tok in stream:
+            last = tok
+            if not self.lex_error and not (glued and tok.type == "LBRACE"):
+                glued = False
+                if self.feed(tok):
+                    if tok.type in ("_NL", "_SEMI", "LBRACE"):
+                        point = self.save()
+                    continue
+            skipped, point, last = self.skip_statement(tok, stream, point, last)
+            glued = tok.type == "_NL" and skipped is tok
+        if not self.stopped:
+            self.feed(Token.new_borrow_pos("$END", "", last) if last is not None else Token("$END", ""))
+        return self.diagnostics
+
+    def record(self, diagnostic: Diagnostic) -> None:
         key = (diagnostic.span.line, diagnostic.span.col, diagnostic.message)
-        if key not in seen:
-            seen.add(key)
-            diagnostics.append(diagnostic)
-        if len(diagnostics) > MAX_SYNTAX_ERRORS:  # one past the cap tells parse() to stop
-            stopped = True
+        if key not in self.seen:
+            self.seen.add(key)
+            self.diagnostics.append(diagnostic)
+        if len(self.diagnostics) > MAX_SYNTAX_ERRORS:  # one past the cap tells parse() to stop
+            self.stopped = True
 
-    def tokens():
+    def tokens(self):
         """The token stream after the layout rule; lexer errors are recorded and skipped."""
-        while not stopped:
+        while not self.stopped:
             try:
-                lexer = contextual.lexers[state.position]
-                try:
-                    tok = lexer.next_token(lexer_state, state)
-                except UnexpectedCharacters:
-                    tok = contextual.root_lexer.next_token(lexer_state, state)
+                tok = self.next_token()
             except EOFError:
                 return
             except UnexpectedCharacters as exc:
-                if not skipping[0]:  # a bad character inside skipped text is not reported
-                    record(_syntax_diagnostic(exc, file, text))
-                    lex_error[0] = True  # the statement is broken: skip the rest of it
-                pos = lexer_state.line_ctr.char_pos
-                if pos >= len(text):
+                if not self.skipping:  # a bad character inside skipped text is not reported
+                    self.record(_syntax_diagnostic(exc, self.file, self.text, self.brackets))
+                    self.lex_error = True  # the statement is broken: skip the rest of it
+                pos = self.lexer_state.line_ctr.char_pos
+                if pos >= len(self.text):
                     return
-                lexer_state.line_ctr.feed(text[pos : pos + 1])
+                self.lexer_state.line_ctr.feed(self.text[pos : pos + 1])
                 continue
-            kind = tok.type
-            if kind == "_NL":
-                if brackets and brackets[-1].type != "LBRACE":
-                    continue
-            elif kind in _OPENERS:
-                brackets.append(tok)
-                if len(brackets) > MAX_NESTING:
-                    record(
-                        _syntax_diagnostic(
-                            _LimitError(
-                                f"nesting deeper than {MAX_NESTING} levels of brackets or blocks",
-                                tok,
-                            ),
-                            file,
-                            text,
-                        )
-                    )
-                    return
-            elif kind == "RBRACE":
-                while brackets and brackets[-1].type != "LBRACE":
-                    brackets.pop()
-                if brackets:
-                    brackets.pop()
-            elif kind in _CLOSERS:
-                if brackets and _OPENERS[brackets[-1].type] == kind:
-                    brackets.pop()
-            yield tok
+            try:
+                keep = self.brackets.keep(tok)
+            except _LimitError as exc:
+                self.record(_syntax_diagnostic(exc, self.file, self.text, self.brackets))
+                return
+            if keep:
+                yield tok
 
-    def save():
-        return list(state.state_stack), list(state.value_stack), len(brackets)
-
-    def feed(tok: Token) -> bool:
+    def next_token(self) -> Token:
+        lexer = self.contextual.lexers[self.state.position]
         try:
-            state.feed_token(tok, tok.type == "$END")
+            return lexer.next_token(self.lexer_state, self.state)
+        except UnexpectedCharacters:
+            return self.contextual.root_lexer.next_token(self.lexer_state, self.state)
+
+    def save(self):
+        return list(self.state.state_stack), list(self.state.value_stack), len(self.brackets.stack)
+
+    def restore(self, point) -> None:
+        self.state.state_stack[:] = point[0]
+        self.state.value_stack[:] = point[1]
+        del self.brackets.stack[point[2] :]
+
+    def feed(self, tok: Token) -> bool:
+        try:
+            self.state.feed_token(tok, tok.type == "$END")
         except UnexpectedToken as exc:
-            exc.interactive_parser = InteractiveParser(parser, state.copy(False), interactive.lexer_thread)
-            record(_syntax_diagnostic(exc, file, text))
+            exc.interactive_parser = InteractiveParser(self.interactive.parser, self.state.copy(False),
+                                                       self.interactive.lexer_thread)
+            self.record(_syntax_diagnostic(exc, self.file, self.text, self.brackets))
             return False
         return True
 
-    def accepts(tok: Token) -> bool:
+    def accepts(self, tok: Token) -> bool:
         # a trial run on a copy: the table may list a token whose reductions then lead nowhere
-        trial = state.copy(False)
+        trial = self.state.copy(False)
         try:
             trial.feed_token(tok, False)
         except UnexpectedToken:
             return False
         return True
 
-    point = save()
-    stream = tokens()
-    last = None
-    glued = False  # the error was an early end of line: a '{' block right after belongs to it
-    for tok in stream:
-        last = tok
-        if not lex_error[0] and not (glued and tok.type == "LBRACE"):
-            glued = False
-            if feed(tok):
-                if tok.type in ("_NL", "_SEMI", "LBRACE"):
-                    point = save()
-                continue
-        # panic mode: back to the last save point, skip to the end of the broken statement
-        state.state_stack[:] = point[0]
-        state.value_stack[:] = point[1]
-        del brackets[point[2] :]
-        skipping[0] = True
+    def skip_statement(self, tok: Token, stream, point, last):
+        """Panic mode: back to the save point ``point``, then skip from ``tok`` to the end of
+        the broken statement. Returns ``(the token it stopped at or None, the new save point,
+        the last token read)``."""
+        self.restore(point)
+        self.skipping = True
         depth = 0
         skipped = tok
-        while skipped is not None and not stopped:
+        while skipped is not None and not self.stopped:
             kind = skipped.type
             if kind == "LBRACE":
                 depth += 1
-                del brackets[point[2] :]  # the skipped block's '{' is not open any more
+                del self.brackets.stack[point[2] :]  # the skipped block's '{' is not open any more
             elif kind == "RBRACE" and depth > 0:
                 depth -= 1
-            elif depth == 0 and kind in ("_NL", "_SEMI", "RBRACE") and accepts(skipped):
-                state.feed_token(skipped, False)
-                point = save()
+            elif depth == 0 and kind in ("_NL", "_SEMI", "RBRACE") and self.accepts(skipped):
+                self.state.feed_token(skipped, False)
+                point = self.save()
                 break
             skipped = next(stream, None)
             if skipped is not None:
                 last = skipped
-        skipping[0] = False
-        lex_error[0] = False
-        glued = tok.type == "_NL" and skipped is tok
-    if not stopped:
-        end = Token.new_borrow_pos("$END", "", last) if last is not None else Token("$END", "")
-        feed(end)
-    _local.open_brackets = None
-    return diagnostics
+        self.skipping = False
+        self.lex_error = False
+        return skipped, point, last
 
 
 def _too_deep(module: ast.Module) -> ast.Span | None:
@@ -691,11 +728,11 @@ def parse(text: str, filename: str = "<string>") -> ast.Module:
         )
     comments: list[Token] = []
     _local.comments = comments
-    _local.open_brackets = None
+    _local.brackets = None
     try:
         tree = _lark().parse(text)
     except (UnexpectedInput, _LimitError) as exc:
-        found = [_syntax_diagnostic(exc, filename, text)]
+        found = [_syntax_diagnostic(exc, filename, text, _local.brackets)]
         if not isinstance(exc, _LimitError):
             # report the further syntax errors too; the first one stays exactly as found above
             _local.comments = None
@@ -704,8 +741,6 @@ def parse(text: str, filename: str = "<string>") -> ast.Module:
                 found += [d for d in _recover(text, filename) if (d.span.line, d.span.col) > where]
             except Exception:  # noqa: BLE001 - recovery is best effort; the first error stands
                 pass
-            finally:
-                _local.open_brackets = None
         if len(found) > MAX_SYNTAX_ERRORS:
             cut = found[MAX_SYNTAX_ERRORS]
             found = found[:MAX_SYNTAX_ERRORS] + [
@@ -724,6 +759,7 @@ def parse(text: str, filename: str = "<string>") -> ast.Module:
         ) from None
     finally:
         _local.comments = None
+        _local.brackets = None
     try:
         module = _Builder(filename, text, comments).transform(tree)
     except VisitError as exc:

@@ -8,7 +8,7 @@ Public API (heavy dependencies are imported only when used)::
     params = model.init(jax.random.PRNGKey(0))
     y = model.apply(params, x)
 
-Training and layer extension: ``qvaf.fit``, ``qvaf.TrainConfig``, ``qvaf.evaluate``,
+Compile options: ``qvaf.CompileOptions``. Training and layer extension: ``qvaf.fit``, ``qvaf.TrainConfig``, ``qvaf.evaluate``,
 ``qvaf.load_task``, ``qvaf.extend``; hybrid blocks: ``qvaf.hqkan``.
 """
 
@@ -23,6 +23,7 @@ _LAZY = {
     "load": "qvaf._api",
     "compile": "qvaf._api",
     "Compiled": "qvaf._api",
+    "CompileOptions": "qvaf.compiler.options",
     "extend": "qvaf.runtime.extend",
     "hqkan": "qvaf.runtime.hqkan",
     "HQKAN": "qvaf.runtime.hqkan",

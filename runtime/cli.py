@@ -43,6 +43,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def set_precision(args) -> None:
+    """Set JAX's 64-bit mode for this process, once, before the command runs (the library
+    never does): on when the command computes in float64, that is ``--dtype float64``, or a
+    saved run whose model is float64 (``train --resume``, ``eval``, ``plot``)."""
+    dtype = getattr(args, "dtype", None)
+    if dtype is None and (getattr(args, "resume", False) or args.command in ("eval", "plot")):
+        from .run import saved_dtype
+
+        dtype = saved_dtype(args.out if args.command == "train" else args.checkpoint)
+    if dtype == "float64":
+        import jax
+
+        jax.config.update("jax_enable_x64", True)
+
+
 def main(argv: list[str] | None = None) -> int:
     from qvaf import QvafError
 
@@ -51,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
+    set_precision(args)
     try:
         return int(args.run(args) or 0)
     except QvafError as exc:

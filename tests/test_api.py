@@ -19,7 +19,6 @@ from qvaf.compiler import backends
 from qvaf.compiler.backends import jax_backend
 from qvaf.dsl import program_from_text
 
-jax.config.update("jax_enable_x64", True)
 
 ROOT = Path(__file__).resolve().parents[1]
 REGRESSION = ROOT / "specs" / "models" / "regression.qvaf"
@@ -45,7 +44,7 @@ def regression():
 
 
 def test_public_names():
-    public = {"load", "compile", "Compiled", "QvafError", "__version__", "extend", "hqkan", "HQKAN",
+    public = {"load", "compile", "Compiled", "CompileOptions", "QvafError", "__version__", "extend", "hqkan", "HQKAN",
               "fit", "TrainConfig", "evaluate", "load_task"}
     assert set(qvaf.__all__) == public
     for name in sorted(public):  # every lazily exported name resolves to a real object

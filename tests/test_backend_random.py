@@ -30,7 +30,6 @@ from qvaf.compiler.ir import Circuit, GateOp, LoopOp, Op
 from _backend_ir import network
 import _statevector as sv
 
-jax.config.update("jax_enable_x64", True)
 
 FIXED = [Op.H, Op.X, Op.Y, Op.Z, Op.S, Op.SDG, Op.T, Op.TDG, Op.SX]
 ROT = [Op.RX, Op.RY, Op.RZ, Op.PHASE]

@@ -20,7 +20,6 @@ import pytest
 import qvaf
 from qvaf.compiler.passes import PIPELINE, run_pipeline
 
-jax.config.update("jax_enable_x64", True)
 
 SPECS = Path(__file__).resolve().parents[1] / "specs"
 #: smaller instances of the bigger models keep the PennyLane runs short

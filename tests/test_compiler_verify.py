@@ -10,7 +10,7 @@ import pytest
 from qvaf.compiler.errors import IRError
 from qvaf.compiler.expr import Binary, Const, Input, LoopVar, ParamRef, Unary
 from qvaf.compiler.ir import Circuit, FusedOp, GateOp, Init, KanNode, LinearNode, LoopOp, Op, ParamSpec
-from qvaf.compiler.lower import build_graph, kernel_graph, layer_params
+from qvaf.compiler.lower import DeclaredArray, build_graph, kernel_graph, layer_params
 from qvaf.compiler.verify import verify
 
 L = LoopVar("l")
@@ -135,7 +135,7 @@ def test_grouped_and_linear_layers():
     lin = LinearNode("layer0", 2, 4)
     rows = [ParamSpec("layer0", "weight", (4, 2), Init("xavier"), True),
             ParamSpec("layer0", "bias", (4,), Init("zeros"), True)]
-    rows += layer_params(kan, {"t": ((2,), Init("normal", (0.0, 1.0)), True, None)})
+    rows += layer_params(kan, {"t": DeclaredArray(Init("normal", (0.0, 1.0)), True)})
     graph = build_graph("m", 2, [lin, kan], rows)
     verify(graph)
     assert [p.shape for p in rows if p.owner == "layer1"] == [(2, 2), (3, 4), (3, 4)]  # t is [G, 2]

@@ -12,6 +12,7 @@ from typing import Callable, Iterator, Mapping
 
 import numpy as np
 
+from qvaf.dsl import rules
 from qvaf.dsl.errors import QvafError
 
 from ..expr import depends_on_input, param_refs
@@ -19,8 +20,8 @@ from ..ir import Circuit, FusedOp, GateOp, InputNode, KanNode, LinearNode, LoopO
 
 #: dtype names a backend accepts.
 DTYPES = ("float32", "float64")
-#: base functions of a KAN layer's residual term.
-BASES = ("silu", "gelu", "tanh", "relu", "identity", "none")
+#: base functions of a KAN layer's residual term (the language's list).
+BASES = rules.BASES
 
 
 class BackendError(QvafError):
