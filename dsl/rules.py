@@ -37,8 +37,9 @@ OPERATORS = ("+", "-", "*", "/", "**")
 INITIALISERS: dict[str, tuple[str, ...]] = {"normal": ("mu", "sigma"), "uniform": ("a", "b"), "xavier": ()}
 #: argument types of ansätze and models
 ARG_TYPES = ("int", "float", "axis")
-#: kan-layer options
+#: kan-layer options, and those whose values are words (``base silu``) not expressions (``group 3``)
 OPTIONS = ("base", "postact", "group")
+WORD_OPTIONS = ("base", "postact")
 #: values of ``base`` (the residual branch's function); the default of a kan layer is silu
 BASES = ("silu", "gelu", "tanh", "relu", "identity", "none")
 DEFAULT_BASE = "silu"

@@ -16,11 +16,12 @@ import collections
 import dataclasses
 import math
 import os
-from typing import Any, Mapping
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, Mapping
 
 from qvaf.dsl.errors import QvafError
+
+if TYPE_CHECKING:
+    from qvaf.compiler.options import CompileOptions
 
 #: most jitted functions (apply, training runners) one Compiled keeps
 MEMO_SIZE = 16
@@ -91,7 +92,7 @@ def compile(  # noqa: A001 - the public name is qvaf.compile
     given = {"backend": backend, "dtype": dtype, "optimize": optimize, "passes": passes,
              "verify_each": verify_each, "keep_ir": keep_ir}
     given = {k: v for k, v in given.items() if v is not None}
-    opts = dataclasses.replace(options, **given) if options is not None else CompileOptions(**given)
+    opts = CompileOptions(**given) if options is None else dataclasses.replace(options, **given) if given else options
     require_precision(opts.dtype)
     if ansatz_overrides is not None and ansatz is not None:
         raise QvafError("ansatz_overrides apply to models; pass the ansatz's arguments with args=")

@@ -39,8 +39,6 @@ from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
-from qvaf.dsl.errors import QvafError
-
 from . import metrics as M
 from .optimizers import FULL_BATCH, learning_rate, make_optimizer
 from .steps import TrainError, _runner, evaluate, jit_apply, merge, model_dtype, partition, predict  # noqa: F401

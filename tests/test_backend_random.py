@@ -1,5 +1,5 @@
 """Random ansätze (hypothesis): the JAX backend against an independent numpy statevector
-simulator for every example and against PennyLane default.qubit for a subset.
+simulator for every example (120) and against PennyLane default.qubit for a subset (20).
 
 Each example is a random single-qubit circuit in IR form: named gates, trainable rotations,
 phase and u3 gates, data encodings of x on random axes with random affine pre-processing
@@ -188,7 +188,10 @@ def _jax_grads(model, params, x, weights):
     return jax.grad(loss)(params)["layer0"]
 
 
-@settings(max_examples=200, deadline=None, derandomize=True,
+# 120 derandomised examples: every feature of the generator (each of the 14 gates, the three
+# kinds of data angle, reps 0..3, each of the 16 readout x grouping pairs) still appears, as
+# with 200, at 60% of the time
+@settings(max_examples=120, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(random_ansatz())
 def test_random_ansatz_matches_numpy_statevector(example):
@@ -252,8 +255,9 @@ def test_random_ansatz_matches_pennylane(example):
     with jax.disable_jit():
         got = np.asarray(model.edge_values(params, x, "layer0"))
         got_g = _jax_grads(model, params, x, weights)
-    np.testing.assert_allclose(got, np.asarray(ref.edge_values(params, x, "layer0")), rtol=0, atol=1e-10)
-    want_g = _jax_grads(ref, params, x, weights)
+        want = np.asarray(ref.edge_values(params, x, "layer0"))  # the reference's NumPy path
+        want_g = _jax_grads(ref, params, x, weights)  # its JAX path, op by op
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-10)
     for name in dict(circuit.params):
         np.testing.assert_allclose(np.asarray(got_g[name]), np.asarray(want_g[name]), rtol=0, atol=1e-10,
                                    err_msg=name)

@@ -8,7 +8,7 @@ where it matters.
 
 from __future__ import annotations
 
-from typing import Callable, Iterator, Mapping
+from typing import Callable, Mapping
 
 import numpy as np
 
@@ -212,9 +212,3 @@ def forward(order, params, x, edge_fn, xp, collect: dict | None = None, stop_at:
 
 def kan_layer_ids(order) -> list[str]:
     return [nid for nid, rec in order if isinstance(rec, KanNode)]
-
-
-def iter_kan(order) -> Iterator[tuple[str, KanNode]]:
-    for nid, rec in order:
-        if isinstance(rec, KanNode):
-            yield nid, rec
