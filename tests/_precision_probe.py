@@ -1,13 +1,14 @@
 """Run float32 and float64 models in a fresh process and save every float32 result.
 
-    python tests/_precision_probe.py OUT.npz --x64 on|off --order 32,64 [--catalyst] [--optimizers adam,lbfgs,lm]
+    python tests/_precision_probe.py OUT.npz --x64 on|off --order 32,64,32 [--catalyst] [--optimizers adam,lbfgs,lm]
 
 ``--x64 on`` turns JAX's 64-bit mode on at start-up (what a program that wants float64 does);
 ``--catalyst`` imports catalyst first, which turns that mode on by itself. ``--order`` lists
 the dtypes of the models to build and run, in turn, in this one process. Each model gives
 its output and the gradients of a fixed loss on fixed inputs, and its training losses with
-Adam (warmup-cosine schedule, clipping; float32 models also with the other ``--optimizers``).
-Without 64-bit mode a float64 compilation must fail; its message is saved instead.
+Adam (warmup-cosine schedule, clipping; the first float32 model also with the other
+``--optimizers``), saved under ``N_DTYPE_`` for the N-th model. Without 64-bit mode a float64
+compilation must fail; its message is saved instead.
 """
 
 from __future__ import annotations
@@ -68,24 +69,28 @@ def main(argv=None) -> int:
     }
     program = program_from_text(SPEC)
     saved = {"x64_after": np.array(bool(jax.config.jax_enable_x64))}
-    for bits in args.order.split(","):
+    trained = False
+    for n, bits in enumerate(args.order.split(",")):
         dtype = {"32": "float32", "64": "float64"}[bits]
+        key = f"{n}_{dtype}"
         try:
             model = qvaf.compile(program, dtype=dtype)
         except qvaf.QvafError as exc:
-            saved[f"{dtype}_error"] = np.array(str(exc))
+            saved[f"{key}_error"] = np.array(str(exc))
             continue
         params = model.init(jax.random.PRNGKey(1))
         y = model.apply(params, x)
         grads = jax.grad(lambda p: jnp.sum(jnp.asarray(w, y.dtype) * model.apply(p, x)))(params)
-        saved[f"{dtype}_output"] = np.asarray(y)
+        saved[f"{key}_output"] = np.asarray(y)
         for layer in sorted(grads):
             for name in sorted(grads[layer]):
-                saved[f"{dtype}_grad_{layer}.{name}"] = np.asarray(grads[layer][name])
-        for opt in args.optimizers.split(",") if dtype == "float32" else ["adam"]:
+                saved[f"{key}_grad_{layer}.{name}"] = np.asarray(grads[layer][name])
+        first = dtype == "float32" and not trained
+        for opt in args.optimizers.split(",") if first else ["adam"]:
             result = fit(model, params, data, configs[opt])
-            saved[f"{dtype}_losses_{opt}"] = np.asarray(result.log.losses, np.float64)
-            saved[f"{dtype}_theta_{opt}"] = np.asarray(result.params["layer0"]["theta"])
+            saved[f"{key}_losses_{opt}"] = np.asarray(result.log.losses, np.float64)
+            saved[f"{key}_theta_{opt}"] = np.asarray(result.params["layer0"]["theta"])
+        trained = trained or dtype == "float32"
     np.savez(args.out, **saved)
     return 0
 

@@ -222,7 +222,7 @@ def test_transformations():
         for name in g[layer]:
             np.testing.assert_allclose(g[layer][name], g2[layer][name], rtol=0, atol=1e-12)
     # per-sample gradients with vmap(grad)
-    per = jax.vmap(jax.grad(lambda q, xi: regression.apply(q, xi)[0]), in_axes=(None, 0))(p, x)
+    per = jax.vmap(jax.grad(lambda q, xi: regression.apply(q, xi).sum()), in_axes=(None, 0))(p, x)
     np.testing.assert_allclose(per["layer0"]["theta"].sum(0),
                                jax.grad(lambda q: regression.apply(q, x).sum())(p)["layer0"]["theta"],
                                rtol=0, atol=1e-12)

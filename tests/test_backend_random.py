@@ -255,8 +255,8 @@ def test_random_ansatz_matches_pennylane(example):
     with jax.disable_jit():
         got = np.asarray(model.edge_values(params, x, "layer0"))
         got_g = _jax_grads(model, params, x, weights)
-        want = np.asarray(ref.edge_values(params, x, "layer0"))  # the reference's NumPy path
-        want_g = _jax_grads(ref, params, x, weights)  # its JAX path, op by op
+    want = np.asarray(ref.edge_values(params, x, "layer0"))  # the reference's NumPy path
+    want_g = _jax_grads(ref, params, x, weights)  # its jitted JAX path
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-10)
     for name in dict(circuit.params):
         np.testing.assert_allclose(np.asarray(got_g[name]), np.asarray(want_g[name]), rtol=0, atol=1e-10,

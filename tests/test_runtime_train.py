@@ -266,23 +266,3 @@ def test_nan_from_an_acos_encoding_names_the_layer_and_expression():
     assert res.stop_reason == "nan"
     assert "at step 0" in res.message
     assert "layer0 (px): acos(x) needs its argument in [-1, 1]" in res.message
-
-
-def test_float32_losses_do_not_depend_on_the_global_64_bit_flag():
-    """`import catalyst` turns JAX's 64-bit mode on globally; float32 training must not change."""
-    from jax.experimental import disable_x64, enable_x64
-
-    import qvaf
-    from pathlib import Path
-
-    spec = Path(__file__).resolve().parents[1] / "specs" / "models" / "regression.qvaf"
-    model = qvaf.compile(spec, dtype="float32")
-    data = regression_data()
-    config = T.TrainConfig(steps=12, batch_size=16, eval_every=6, log_every=6)
-    runs = []
-    for scope in (enable_x64, disable_x64):
-        with scope():
-            res = T.fit(model, model.init(jax.random.PRNGKey(1)), data, config)
-        runs.append(np.asarray(res.log.losses))
-    assert runs[0].dtype == runs[1].dtype and len(runs[0]) == 12
-    assert np.array_equal(runs[0], runs[1])

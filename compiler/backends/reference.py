@@ -167,7 +167,7 @@ def edge_values(node: KanNode, layer, x, ops):
     for name, _ in node.kernel.params:
         index = tuple(np.array(axis) for axis in zip(*rows))
         per_edge[name] = layer[name][index][:, None]
-    inputs = xp.stack([x[:, i] for _, i in edges])
+    inputs = x[:, np.array([i for _, i in edges])].T
     angle_lists = []
     for gate, env in gates:
         if gate.op not in table:
