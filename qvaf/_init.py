@@ -30,8 +30,6 @@ def key_words(key) -> tuple[int, ...]:
             raise QvafError(f"a seed must be an integer in [0, 2**32), got {int(key)}")
         key = jax.random.PRNGKey(int(key))
 
-    if isinstance(key, jax.core.Tracer):
-        raise QvafError("init draws its values on the host: call it outside jax.jit / vmap with a concrete key")
     try:
         if jax.dtypes.issubdtype(getattr(key, "dtype", None), jax.dtypes.prng_key):
             key = jax.random.key_data(key)
@@ -87,12 +85,37 @@ def draw(spec, words: tuple[int, ...], edges: tuple[int, int, int | None] | None
 
 
 def init_params(graph, table, dtype: str, key) -> dict[str, dict[str, object]]:
-    """Every array of ``table`` drawn for ``key``, as ``{layer: {name: jax array of dtype}}``."""
+    """Every array of ``table`` drawn for ``key``, as ``{layer: {name: jax array of dtype}}``.
+
+    A traced key (``jax.jit``, ``vmap``, ``eval_shape`` of ``init``) draws through
+    ``jax.pure_callback``: the same host draw, run with the key's value when the program runs.
+    """
+    import jax
     import jax.numpy as jnp
 
+    edges = _edge_shapes(graph, table)
+    if isinstance(key, jax.core.Tracer):
+        if jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
+            key = jax.random.key_data(key)
+        shapes = [jax.ShapeDtypeStruct(tuple(spec.shape), jnp.dtype(dtype)) for spec in table]
+
+        def host(words):
+            return [draw(spec, key_words(words), edges.get(spec.path)).astype(dtype) for spec in table]
+
+        values = jax.pure_callback(host, shapes, key, vmap_method="sequential")
+    else:
+        words = key_words(key)
+        values = [jnp.asarray(draw(spec, words, edges.get(spec.path)).astype(dtype), dtype) for spec in table]
+    out: dict[str, dict[str, object]] = {}
+    for spec, value in zip(table, values):
+        out.setdefault(spec.owner, {})[spec.name] = value
+    return out
+
+
+def _edge_shapes(graph, table) -> dict[str, tuple[int, int, int | None]]:
+    """``path -> (out, in, group)`` for the per-edge arrays of the kan layers."""
     from qvaf.compiler.ir import KanNode, layer_arrays
 
-    words = key_words(key)
     edges = {}
     for node in {spec.owner for spec in table}:
         rec = graph.nodes[node].get("op") if node in graph else None
@@ -100,8 +123,4 @@ def init_params(graph, table, dtype: str, key) -> dict[str, dict[str, object]]:
             for arr in layer_arrays(rec):
                 if arr.per_edge:
                     edges[f"{node}.{arr.name}"] = (rec.out_width, rec.in_width, rec.group)
-    out: dict[str, dict[str, object]] = {}
-    for spec in table:
-        value = draw(spec, words, edges.get(spec.path)).astype(dtype)
-        out.setdefault(spec.owner, {})[spec.name] = jnp.asarray(value, dtype)
-    return out
+    return edges

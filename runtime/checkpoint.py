@@ -340,8 +340,8 @@ def restore(ckpt: Checkpoint, model, config):
     from .train import RunLog, TrainState, init_opt_state
 
     where = ckpt.path
-    template = model.init(jax.random.PRNGKey(0))  # qvaf models draw on the host: no abstract init
-    template = jax.tree_util.tree_map(lambda s: np.zeros(np.shape(s), s.dtype), template)
+    template = jax.eval_shape(model.init, jax.random.PRNGKey(0))
+    template = jax.tree_util.tree_map(lambda s: np.zeros(s.shape, s.dtype), template)
     params = fill_named(template, ckpt.weights, where)
     best = fill_named(template, ckpt.extra, where, prefix="best/") if any(
         k.startswith("best/") for k in ckpt.extra) else params

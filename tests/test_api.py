@@ -283,8 +283,14 @@ def test_the_same_key_gives_the_same_initial_values_in_float32_and_float64():
                 assert x32.dtype == np.float32 and x64.dtype == np.float64
                 np.testing.assert_array_equal(x32, x64.astype(np.float32), err_msg=f"{layer}.{name}")
     assert not np.array_equal(np.asarray(f64.init(3)["layer0"]["theta"]), np.asarray(f64.init(4)["layer0"]["theta"]))
-    with pytest.raises(qvaf.QvafError, match="outside jax.jit"):
-        jax.jit(f32.init)(jax.random.PRNGKey(0))
+    # traced keys draw the same values through a host callback: jit, vmap, eval_shape
+    key = jax.random.PRNGKey(8)
+    jitted, eager = jax.jit(f64.init)(key), f64.init(key)
+    np.testing.assert_array_equal(jitted["layer1"]["theta"], eager["layer1"]["theta"])
+    keys = jax.random.split(key, 3)
+    stacked = jax.vmap(f32.init)(keys)
+    np.testing.assert_array_equal(stacked["layer0"]["theta"][2], f32.init(keys[2])["layer0"]["theta"])
+    assert jax.eval_shape(f32.init, key)["layer0"]["theta"].shape == (3, 2, 3, 2)
 
 
 def test_fixed_arrays_get_zero_gradient_and_a_masked_optax_loop_keeps_them():
