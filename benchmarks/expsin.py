@@ -43,6 +43,8 @@ def main(argv=None) -> int:
 
     import jax
 
+    jax.config.update("jax_enable_x64", True)  # this script computes in float64: its process, its setting
+
     import qvaf
     from qvaf.runtime.data import load_task
     from qvaf.runtime.train import TrainConfig, evaluate, fit

@@ -7,28 +7,42 @@ Pipeline stages, each in its own module::
     verify.py    verify(graph): the IR's invariants
     analysis.py  stats (per-layer counts, frequency spectrum), unused_params
     spectrum.py  network_spectra: the exact Fourier series of every edge activation
+    options.py   CompileOptions: every option of qvaf.compile; the precision rule
     backends/    executors of the IR (jax, reference, ...)
     emit/        OpenQASM 3 and 2 programs of edge circuits in native gate sets
+
+The names below load with their module on first use, so that importing one stage (the
+options, say) does not import them all.
 """
 
-from .analysis import LayerStats, UnusedParam, stats, unused_params
-from .errors import CompileError, IRError
-from .lower import lower_ansatz, lower_model
-from .passes import PIPELINE, run_pipeline
-from .printer import format_graph
-from .verify import verify
+import importlib
 
-__all__ = [
-    "CompileError",
-    "IRError",
-    "LayerStats",
-    "PIPELINE",
-    "UnusedParam",
-    "format_graph",
-    "lower_ansatz",
-    "lower_model",
-    "run_pipeline",
-    "stats",
-    "unused_params",
-    "verify",
-]
+#: public name -> module defining it
+_LAZY = {
+    "CompileError": ".errors",
+    "IRError": ".errors",
+    "LayerStats": ".analysis",
+    "UnusedParam": ".analysis",
+    "stats": ".analysis",
+    "unused_params": ".analysis",
+    "lower_ansatz": ".lower",
+    "lower_model": ".lower",
+    "PIPELINE": ".passes",
+    "run_pipeline": ".passes",
+    "format_graph": ".printer",
+    "verify": ".verify",
+    "CompileOptions": ".options",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'qvaf.compiler' has no attribute {name!r}")
+    return getattr(importlib.import_module(module, __name__), name)
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))

@@ -28,5 +28,11 @@ class CompileError(QvafError):
 class IRError(QvafError):
     """An IR graph breaks an invariant that :func:`qvaf.compiler.verify.verify` checks.
 
-    Seen by users only when they build or edit IR by hand; from a spec it means a compiler bug.
+    Seen by users only when they build or edit IR by hand or lower a program that bypassed
+    the checker; from a checked spec it means a compiler bug. ``span`` is the spec position of
+    the gate concerned, when the IR carries one.
     """
+
+    def __init__(self, message: str, span: Span | None = None):
+        self.span = span
+        super().__init__(message)

@@ -11,6 +11,8 @@ import math
 from dataclasses import dataclass
 from typing import Callable, Mapping, Union
 
+from qvaf.dsl import rules
+
 
 @dataclass(frozen=True)
 class Const:
@@ -54,8 +56,9 @@ class Binary:
 
 Expr = Union[Const, Input, LoopVar, ParamRef, Unary, Binary]
 
-FUNCTIONS = ("sin", "cos", "tan", "asin", "acos", "atan", "exp", "log", "sqrt", "tanh")
-BINARY_OPS = ("+", "-", "*", "/", "**")
+#: the language's scalar functions and binary operators (dsl/rules.py)
+FUNCTIONS = rules.FUNCTIONS
+BINARY_OPS = rules.OPERATORS
 
 
 def children(e: Expr) -> tuple[Expr, ...]:
@@ -98,11 +101,7 @@ def substitute(e: Expr, fn: Callable[[Expr], Expr | None]) -> Expr:
     return e
 
 
-_PY = {
-    "neg": lambda a: -a, "sin": math.sin, "cos": math.cos, "tan": math.tan, "asin": math.asin,
-    "acos": math.acos, "atan": math.atan, "exp": math.exp, "log": math.log, "sqrt": math.sqrt,
-    "tanh": math.tanh,
-}
+_PY = {"neg": lambda a: -a, **{name: getattr(math, name) for name in FUNCTIONS}}
 _BIN = {
     "+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b,
     "/": lambda a, b: a / b, "**": lambda a, b: a ** b,

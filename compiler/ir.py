@@ -17,8 +17,11 @@ networkx is only the container: every record is a frozen dataclass, passes build
 from __future__ import annotations
 
 import enum
+import math
 from dataclasses import dataclass, field
 from typing import Union
+
+from qvaf.dsl import rules
 
 from .expr import Expr
 
@@ -52,15 +55,12 @@ class Op(enum.Enum):
     RZ = "rz"
 
 
-#: Number of angle arguments each gate takes.
-GATE_ARITY = {
-    Op.H: 0, Op.X: 0, Op.Y: 0, Op.Z: 0, Op.S: 0, Op.SDG: 0, Op.T: 0, Op.TDG: 0, Op.SX: 0,
-    Op.PHASE: 1, Op.U3: 3, Op.RX: 1, Op.RY: 1, Op.RZ: 1,
-}
+#: Number of angle arguments each gate takes (the language's gate table, dsl/rules.py).
+GATE_ARITY = {Op(name): arity for name, arity in rules.GATES.items()}
 ROTATIONS = {Op.RX: "x", Op.RY: "y", Op.RZ: "z"}
-ROTATION_OF_AXIS = {"x": Op.RX, "y": Op.RY, "z": Op.RZ}
+ROTATION_OF_AXIS = {axis: op for op, axis in ROTATIONS.items()}
 #: Readouts: Pauli expectations, and the reference's non-physical |alpha| - |beta|.
-OBSERVABLES = ("z", "x", "y", "inspired")
+OBSERVABLES = rules.OBSERVABLES
 
 
 @dataclass(frozen=True)
@@ -133,6 +133,10 @@ class Init:
     args: tuple[float, ...] = ()
 
 
+#: initialiser kind -> number of arguments: the language's random ones and the compiler's own
+INIT_KINDS = {"constant": 1, "zeros": 0, "ones": 0, **{k: len(v) for k, v in rules.INITIALISERS.items()}}
+
+
 @dataclass(frozen=True)
 class ParamSpec:
     """One row of the parameter table.
@@ -141,6 +145,9 @@ class ParamSpec:
     layer's dict (``"theta"``, ``"postact_weight"``, ``"weight"``). ``shape`` is the full
     array shape (per-edge tensors carry the leading ``[out, in]`` or ``[groups]`` axes).
     ``grow`` is the fill value for slots added by layer extension (None: cannot grow).
+    ``reps_axes`` records, for an ansatz with an int argument ``reps``, the axes of ``shape``
+    whose size is ``reps + k`` as ``(axis, k)`` pairs (``theta[reps + 1, 2]`` on ``[out, in]``
+    edges: ``((2, 1),)``); layer extension grows exactly these.
     """
 
     owner: str
@@ -149,6 +156,7 @@ class ParamSpec:
     init: Init
     trainable: bool
     grow: float | None = None
+    reps_axes: tuple[tuple[int, int], ...] = ()
 
     @property
     def path(self) -> str:
@@ -180,7 +188,7 @@ class KanNode:
     kernel: Circuit
     ansatz: str
     ansatz_args: tuple[tuple[str, object], ...]
-    base: str = "silu"
+    base: str = rules.DEFAULT_BASE
     postact_weight: bool = False
     postact_bias: bool = False
     group: int | None = None
@@ -208,3 +216,58 @@ class OutputNode:
 
 
 GraphNode = Union[InputNode, KanNode, LinearNode, OutputNode]
+
+
+# ----------------------------------------------------------------------------- layer arrays
+
+
+@dataclass(frozen=True)
+class LayerArray:
+    """One array of a layer's parameter dict, as the layer's structure fixes it.
+
+    ``per_edge`` marks a copy of one of the ansatz's arrays for every edge (``[out, in,
+    *shape]``) or every group (``[G, *shape]``); its initialiser, trainability and growth
+    come from the ansatz's declaration, so ``init`` and ``trainable`` are None. The arrays
+    the compiler adds carry their own ``init`` and ``trainable``.
+    """
+
+    name: str
+    shape: tuple[int, ...]
+    per_edge: bool
+    init: Init | None = None
+    trainable: bool | None = None
+
+
+_POSTACT_WEIGHT, _POSTACT_BIAS, _BASE_WEIGHT, _MASK = rules.KAN_ARRAYS
+_WEIGHT, _BIAS = rules.LINEAR_ARRAYS
+
+
+def layer_arrays(rec: "KanNode | LinearNode") -> tuple[LayerArray, ...]:
+    """Every array a layer reads, in parameter-table order: the one statement of which
+    arrays a layer has and their shapes (lowering, ``verify`` and initialisation use it).
+
+    Per kan layer (``E = [out, in]`` edges, or ``[G]`` rows with ``group G``)::
+
+        <each per-edge array of the kernel>  E + shape  the ansatz's initialiser
+        postact_weight                       [out, in]  with `postact weight`; trainable, ones
+        postact_bias                         [out, in]  with `postact bias`;   trainable, zeros
+        base_weight                          [out, in]  unless `base none`;    trainable, normal(0, 1/sqrt(in))
+        mask                                 [out, in]  fixed, ones
+
+    and per linear layer ``weight [out, in]`` (trainable, xavier) and ``bias [out]``
+    (trainable, zeros).
+    """
+    eo = (rec.out_width, rec.in_width)
+    if isinstance(rec, LinearNode):
+        return (LayerArray(_WEIGHT, eo, False, Init("xavier"), True),
+                LayerArray(_BIAS, (rec.out_width,), False, Init("zeros"), True))
+    lead = (rec.group,) if rec.group is not None else eo
+    rows = [LayerArray(name, lead + tuple(shape), True) for name, shape in rec.kernel.params]
+    if rec.postact_weight:
+        rows.append(LayerArray(_POSTACT_WEIGHT, eo, False, Init("ones"), True))
+    if rec.postact_bias:
+        rows.append(LayerArray(_POSTACT_BIAS, eo, False, Init("zeros"), True))
+    if rec.base != "none":
+        rows.append(LayerArray(_BASE_WEIGHT, eo, False, Init("normal", (0.0, 1.0 / math.sqrt(rec.in_width))), True))
+    rows.append(LayerArray(_MASK, eo, False, Init("ones"), False))
+    return tuple(rows)

@@ -4,7 +4,7 @@ A model becomes the chain ``input -> layer0 -> ... -> output`` of a ``networkx.D
 each ``kan`` layer holds its ansatz lowered to a :class:`~qvaf.compiler.ir.Circuit`, with every
 compile-time value (widths, shapes, loop bounds, ansatz arguments) evaluated. The graph
 attribute ``"params"`` is the parameter table: one :class:`~qvaf.compiler.ir.ParamSpec` per
-array of the network.
+array of the network, in the order and shapes :func:`~qvaf.compiler.ir.layer_arrays` gives.
 
 Expressions translate one to one: the edge input ``x`` -> :class:`Input`, ``pi`` and ansatz
 arguments -> :class:`Const`, loop variables -> :class:`LoopVar`, params and consts ->
@@ -12,15 +12,13 @@ arguments -> :class:`Const`, loop variables -> :class:`LoopVar`, params and cons
 axis. A ``const`` with a literal value is a compile-time constant: it goes to
 ``Circuit.constants`` and the ``inline_constants`` pass replaces it by numbers.
 
-Per kan layer the arrays are (``[out, in]`` edges, or ``[G]`` rows with ``group G``)::
-
-    <param or random const>  [out, in, *shape]   its initialiser; trainable for param
-    postact_weight           [out, in]           with `postact weight`; trainable, ones
-    postact_bias             [out, in]           with `postact bias`;   trainable, zeros
-    base_weight              [out, in]           unless `base none`;    trainable, normal(0, 1/sqrt(in))
-    mask                     [out, in]           fixed, ones
-
-and per linear layer ``weight [out, in]`` (xavier) and ``bias [out]`` (zeros).
+Lowering trusts the checker (:mod:`qvaf.dsl.checker`) and translates. What the checker has
+not seen is checked here with the checker's own rules: ansatz arguments given from Python or
+computed from model arguments go through :func:`qvaf.dsl.check_ansatz.instantiate` (empty
+shapes, indices out of range), and widths through the same positivity rule. The result is
+verified (:func:`qvaf.compiler.verify.verify`); a program that bypassed the checker gets
+verify's message, at the gate it concerns where there is one. Only what cannot be translated
+at all (a gate or a name the IR has no record for) is reported by the lowering itself.
 
 Example::
 
@@ -34,20 +32,18 @@ from __future__ import annotations
 
 import math
 import os
+from dataclasses import dataclass
 from typing import Mapping
 
 import networkx as nx
-import numpy as np
 
-from qvaf.dsl import ast
+from qvaf.dsl import ast, rules
+from qvaf.dsl.check_ansatz import instantiate
 from qvaf.dsl.consteval import ConstError, bind_args, eval_const, eval_int
-from qvaf.dsl.rules import BASES
 
 from . import expr as E
 from .errors import CompileError, IRError
 from .ir import (
-    GATE_ARITY,
-    OBSERVABLES,
     ROTATION_OF_AXIS,
     Circuit,
     GateOp,
@@ -59,13 +55,14 @@ from .ir import (
     Op,
     OutputNode,
     ParamSpec,
+    layer_arrays,
 )
-from .verify import RESERVED_NAMES, check_gate
+from .verify import verify
 
-__all__ = ["lower_model", "lower_ansatz", "lower_kernel", "build_graph", "kernel_graph", "BASES"]
+__all__ = ["lower_model", "lower_ansatz", "lower_kernel", "build_graph", "kernel_graph", "layer_params",
+           "DeclaredArray"]
 
-_GATES = {op.value: op for op in GATE_ARITY}
-_RANDOM_INITS = {"normal": 2, "uniform": 2, "xavier": 0}
+_GATES = {name: Op(name) for name in rules.GATES}
 
 
 def _load(program):
@@ -90,15 +87,23 @@ def _err(program, message: str, span=None, hint: str | None = None) -> CompileEr
     return CompileError(message, span, _source_line(program, span), hint)
 
 
+def _shown(args: Mapping[str, object]) -> str | None:
+    return "with " + ", ".join(f"{k} = {v}" for k, v in args.items()) if args else None
+
+
+@dataclass(frozen=True)
+class DeclaredArray:
+    """What an ansatz declares about one of its per-edge arrays (a ``param`` or a random
+    ``const``): its initialiser, whether it trains, its ``grow`` fill value, and the axes of
+    its per-edge shape whose size is ``reps + k`` as ``(axis, k)``."""
+
+    init: Init
+    trainable: bool
+    grow: float | None = None
+    reps_axes: tuple[tuple[int, int], ...] = ()
+
+
 # ----------------------------------------------------------------------------- ansatz -> Circuit
-
-
-class _Decl:
-    __slots__ = ("name", "shape", "kind", "trainable", "init", "value", "grow", "span")
-
-    def __init__(self, **kw):
-        for k, v in kw.items():
-            setattr(self, k, v)
 
 
 class _KernelLowering:
@@ -108,24 +113,23 @@ class _KernelLowering:
         self.program = program
         self.ansatz = ansatz
         self.env = env
-        self.decls: dict[str, _Decl] = {}
+        self.shapes: dict[str, tuple[int, ...]] = {}  # every declaration's per-edge shape
+        self.arrays: dict[str, DeclaredArray] = {}  # the per-edge arrays
+        self.constants: list[tuple[str, object]] = []  # the literal consts
         self.observable = "z"
 
     def err(self, message, span, hint=None):
         return _err(self.program, f"ansatz {self.ansatz.name}: {message}", span, hint)
 
-    # --------------------------------------------------------------- statements
     def lower(self) -> Circuit:
         ops = self.stmts(self.ansatz.body, ())
-        params = tuple((d.name, d.shape) for d in self.decls.values() if d.kind != "literal")
-        constants = tuple((d.name, d.value) for d in self.decls.values() if d.kind == "literal")
-        return Circuit(tuple(ops), self.observable, params, constants)
+        params = tuple((name, self.shapes[name]) for name in self.arrays)
+        return Circuit(tuple(ops), self.observable, params, tuple(self.constants))
 
+    # --------------------------------------------------------------- statements
     def stmts(self, body, loops: tuple[str, ...]) -> list:
         ops = []
         for st in body:
-            if isinstance(st, ast.Comment):
-                continue
             if isinstance(st, ast.ParamDecl):
                 if loops:
                     raise self.err(f"'{st.name}' is declared inside a loop", st.span, "declare it at the top of the ansatz")
@@ -133,72 +137,61 @@ class _KernelLowering:
             elif isinstance(st, ast.Gate):
                 ops.append(self.gate(st, loops))
             elif isinstance(st, ast.Encode):
-                axis = st.axis
-                if axis not in ROTATION_OF_AXIS:
-                    value = self.env.get(axis)
-                    if not isinstance(value, str) or value not in ROTATION_OF_AXIS:
-                        raise self.err(f"encode axis '{axis}' is not x, y, z or an axis argument", st.span)
-                    axis = value
-                ops.append(GateOp(ROTATION_OF_AXIS[axis], (self.expr(st.angle, loops),), span=st.span))
+                ops.append(self.encode(st, loops))
             elif isinstance(st, ast.For):
-                start, stop = eval_int(st.start, self.env), eval_int(st.stop, self.env)
-                if st.var in loops:
-                    raise self.err(f"loop variable '{st.var}' shadows an enclosing loop", st.span)
                 body = self.stmts(st.body, loops + (st.var,))
-                ops.append(LoopOp(st.var, start, stop, tuple(body)))
+                ops.append(LoopOp(st.var, eval_int(st.start, self.env), eval_int(st.stop, self.env), tuple(body)))
             elif isinstance(st, ast.Measure):
-                if st.observable not in OBSERVABLES:
-                    raise self.err(f"unknown observable '{st.observable}'", st.span, f"use one of {', '.join(OBSERVABLES)}")
                 self.observable = st.observable
-            else:
+            elif not isinstance(st, ast.Comment):
                 raise self.err(f"unexpected statement {type(st).__name__}", getattr(st, "span", None))
         return ops
 
+    def gate(self, st: ast.Gate, loops) -> GateOp:
+        op = _GATES.get(st.name)
+        if op is None:
+            raise self.err(f"unknown gate '{st.name}'", st.span, f"gates: {', '.join(rules.GATES)}")
+        return GateOp(op, tuple(self.expr(a, loops) for a in st.args), span=st.span)
+
+    def encode(self, st: ast.Encode, loops) -> GateOp:
+        axis = self.env.get(st.axis, st.axis)
+        if axis not in ROTATION_OF_AXIS:
+            raise self.err(f"encode axis '{st.axis}' is not x, y, z or an axis argument", st.span)
+        return GateOp(ROTATION_OF_AXIS[axis], (self.expr(st.angle, loops),), span=st.span)
+
     def decl(self, st: ast.ParamDecl) -> None:
-        if st.name in self.decls:
-            raise self.err(f"'{st.name}' is declared twice", st.span)
-        if st.name in RESERVED_NAMES:
-            raise self.err(f"'{st.name}' is a reserved array name", st.span)
         shape = tuple(eval_int(s, self.env) for s in st.shape)
-        for s, dim in zip(st.shape, shape):
-            if dim < 1:
-                shown = ", ".join(f"{k} = {v}" for k, v in self.env.items())
-                raise self.err(f"dimension of '{st.name}' is {dim}; it must be at least 1", s.span,
-                               f"with {shown}" if shown else None)
+        self.shapes[st.name] = shape
         grow = None if st.grow is None else float(self.number(st.grow))
         if st.random:
-            call = st.init
-            if not isinstance(call, ast.Call) or call.func not in _RANDOM_INITS:
-                raise self.err("a random initialiser is normal(mu, sigma), uniform(a, b) or xavier()", st.init.span)
-            if len(call.args) != _RANDOM_INITS[call.func]:
-                raise self.err(f"{call.func}() takes {_RANDOM_INITS[call.func]} arguments, got {len(call.args)}", call.span)
-            init = Init(call.func, tuple(float(self.number(a)) for a in call.args))
-            kind, value = "array", None
-        else:
-            v = float(self.number(st.init))
-            if st.trainable:
-                init, kind, value = Init("constant", (v,)), "array", None
-            else:
-                init, kind, value = None, "literal", _filled(shape, v)
-                if grow is not None:
-                    raise self.err(f"'{st.name}' is a compile-time constant and cannot grow", st.grow.span,
-                                   "make it a param, or a const with a random initialiser")
-        self.decls[st.name] = _Decl(name=st.name, shape=shape, kind=kind, trainable=st.trainable,
-                                    init=init, value=value, grow=grow, span=st.span)
+            init = Init(st.init.func, tuple(float(self.number(a)) for a in st.init.args))
+        elif st.trainable:
+            init = Init("constant", (float(self.number(st.init)),))
+        else:  # a literal const: a compile-time constant, folded away by inline_constants
+            self.constants.append((st.name, _filled(shape, float(self.number(st.init)))))
+            return
+        self.arrays[st.name] = DeclaredArray(init, st.trainable, grow, self.reps_axes(st))
+
+    def reps_axes(self, st: ast.ParamDecl) -> tuple[tuple[int, int], ...]:
+        """The axes of ``st``'s shape of size ``reps + k`` (k >= 0), for an int ``reps``."""
+        reps = self.env.get("reps")
+        if not isinstance(reps, int) or isinstance(reps, bool):
+            return ()
+        out = []
+        for axis, dim in enumerate(st.shape):
+            try:
+                now, grown = eval_int(dim, self.env), eval_int(dim, {**self.env, "reps": reps + 1})
+            except ConstError:
+                continue
+            if grown - now == 1 and now >= reps:
+                out.append((axis, now - reps))
+        return tuple(out)
 
     def number(self, e):
         v = eval_const(e, self.env)
         if isinstance(v, str):
             raise self.err(f"axis value '{v}' used as a number", e.span)
         return v
-
-    def gate(self, st: ast.Gate, loops) -> GateOp:
-        op = _GATES.get(st.name)
-        if op is None:
-            raise self.err(f"unknown gate '{st.name}'", st.span, f"gates: {', '.join(sorted(_GATES))}")
-        if len(st.args) != GATE_ARITY[op]:
-            raise self.err(f"gate '{st.name}' takes {GATE_ARITY[op]} angles, got {len(st.args)}", st.span)
-        return GateOp(op, tuple(self.expr(a, loops) for a in st.args), span=st.span)
 
     # --------------------------------------------------------------- expressions
     def expr(self, e, loops) -> E.Expr:
@@ -207,26 +200,15 @@ class _KernelLowering:
         if isinstance(e, ast.Name):
             return self.name(e, loops)
         if isinstance(e, ast.Index):
-            d = self.decls.get(e.base.id)
-            if d is None or e.base.id in loops:
+            if e.base.id not in self.shapes or e.base.id in loops:
                 raise self.err(f"'{e.base.id}' is not a declared param or const", e.span)
-            if len(e.indices) != len(d.shape):
-                raise self.err(f"'{d.name}' has {len(d.shape)} dimensions, indexed with {len(e.indices)}", e.span)
-            idx = []
-            for i in e.indices:
-                ie = self.expr(i, loops)
-                if E.depends_on_input(ie) or E.param_refs(ie):
-                    raise self.err(f"an index of '{d.name}' must be a compile-time integer", i.span)
-                idx.append(ie)
-            return E.ParamRef(d.name, tuple(idx))
+            return E.ParamRef(e.base.id, tuple(self.expr(i, loops) for i in e.indices))
         if isinstance(e, ast.UnaryOp):
             inner = self.expr(e.operand, loops)
             return E.Unary("neg", inner) if e.op == "-" else inner
         if isinstance(e, ast.BinOp):
             return E.Binary(e.op, self.expr(e.left, loops), self.expr(e.right, loops))
         if isinstance(e, ast.Call):
-            if e.func not in E.FUNCTIONS:
-                raise self.err(f"unknown function '{e.func}'", e.span, f"functions: {', '.join(E.FUNCTIONS)}")
             if len(e.args) != 1:
                 raise self.err(f"function '{e.func}' takes 1 argument, got {len(e.args)}", e.span)
             return E.Unary(e.func, self.expr(e.args[0], loops))
@@ -236,10 +218,7 @@ class _KernelLowering:
         n = e.id
         if n in loops:
             return E.LoopVar(n)
-        if n in self.decls:
-            d = self.decls[n]
-            if d.shape:
-                raise self.err(f"'{n}' has shape {list(d.shape)}: index it", e.span)
+        if n in self.shapes:
             return E.ParamRef(n)
         if n in self.env:
             v = self.env[n]
@@ -259,38 +238,23 @@ def _filled(shape: tuple[int, ...], v: float):
     return tuple(_filled(shape[1:], v) for _ in range(shape[0]))
 
 
-def lower_kernel(program, ansatz: ast.Ansatz, args: Mapping[str, object]) -> tuple[Circuit, dict]:
-    """Lower one ansatz under bound arguments.
+def lower_kernel(program, ansatz: ast.Ansatz, args: Mapping[str, object]) -> tuple[Circuit, dict[str, DeclaredArray]]:
+    """Lower one ansatz under bound arguments, after instantiating it with them.
 
     Returns:
-        the circuit, and per-edge array name -> ``(shape, Init, trainable, grow)`` for its
-        params and random consts (the rows of the parameter table, before the edge axes).
+        the circuit, and per-edge array name -> :class:`DeclaredArray` for its params and
+        random consts (the rows of the parameter table, before the edge axes).
+
+    Raises:
+        CompileError: the arguments give an empty shape, an index out of range or a bad
+            loop bound (the checker's message, at the expression's span).
     """
+    problems = instantiate(ansatz, dict(args))
+    if problems:
+        first = problems[0]
+        raise _err(program, f"ansatz {ansatz.name}: {first.message}", first.span, _shown(args))
     low = _KernelLowering(program, ansatz, dict(args))
-    circuit = low.lower()
-    _check_indices(program, ansatz, circuit, args)
-    arrays = {d.name: (d.shape, d.init, d.trainable, d.grow) for d in low.decls.values() if d.kind != "literal"}
-    return circuit, arrays
-
-
-def _check_indices(program, ansatz, circuit: Circuit, args) -> None:
-    """Every index in range for every loop iteration, reported at the gate's span."""
-    shapes = dict(circuit.params)
-    shapes.update((n, np.shape(v)) for n, v in circuit.constants)
-
-    def walk(ops, loops):
-        for op in ops:
-            if isinstance(op, LoopOp):
-                walk(op.body, {**loops, op.var: range(op.start, op.stop)})
-            elif isinstance(op, GateOp):
-                try:
-                    check_gate(ansatz.name, op, shapes, loops)
-                except IRError as exc:
-                    shown = ", ".join(f"{k} = {v}" for k, v in args.items())
-                    raise _err(program, f"ansatz {ansatz.name}: {str(exc).split(': ', 2)[-1]}", op.span,
-                               f"with {shown}" if shown else None) from None
-
-    walk(circuit.ops, {})
+    return low.lower(), low.arrays
 
 
 # ----------------------------------------------------------------------------- graph assembly
@@ -318,19 +282,19 @@ def build_graph(name: str, in_width: int, layers, params, model_args: dict | Non
     return g
 
 
-def layer_params(node: KanNode, arrays: Mapping[str, tuple]) -> list[ParamSpec]:
-    """The parameter-table rows of a kan layer (see the module docstring)."""
-    eo = (node.out_width, node.in_width)
-    lead = (node.group,) if node.group is not None else eo
-    rows = [ParamSpec(node.name, n, lead + tuple(shape), init, trainable, grow)
-            for n, (shape, init, trainable, grow) in arrays.items()]
-    if node.postact_weight:
-        rows.append(ParamSpec(node.name, "postact_weight", eo, Init("ones"), True))
-    if node.postact_bias:
-        rows.append(ParamSpec(node.name, "postact_bias", eo, Init("zeros"), True))
-    if node.base != "none":
-        rows.append(ParamSpec(node.name, "base_weight", eo, Init("normal", (0.0, 1.0 / math.sqrt(node.in_width))), True))
-    rows.append(ParamSpec(node.name, "mask", eo, Init("ones"), False))
+def layer_params(rec, declared: Mapping[str, DeclaredArray] | None = None) -> list[ParamSpec]:
+    """The parameter-table rows of a layer: :func:`~qvaf.compiler.ir.layer_arrays` with the
+    ansatz's declarations filled in for the per-edge arrays (their ``reps_axes`` moved past
+    the leading edge axes)."""
+    rows = []
+    for arr in layer_arrays(rec):
+        if not arr.per_edge:
+            rows.append(ParamSpec(rec.name, arr.name, arr.shape, arr.init, arr.trainable))
+            continue
+        d = (declared or {})[arr.name]
+        lead = len(arr.shape) - len(dict(rec.kernel.params)[arr.name])
+        rows.append(ParamSpec(rec.name, arr.name, arr.shape, d.init, d.trainable, d.grow,
+                              tuple((axis + lead, k) for axis, k in d.reps_axes)))
     return rows
 
 
@@ -344,8 +308,17 @@ def kernel_graph(kernel: Circuit, *, name: str = "kernel", in_width: int = 1, ou
     """
     node = KanNode("layer0", in_width, out_width, kernel, name, (), base, postact_weight, postact_bias, group)
     inits = dict(inits or {})
-    arrays = {n: (shape, *inits.get(n, (Init("normal", (0.0, 1.0)), True)), None) for n, shape in kernel.params}
-    return build_graph(name, in_width, [node], layer_params(node, arrays))
+    declared = {n: DeclaredArray(*inits.get(n, (Init("normal", (0.0, 1.0)), True))) for n, _ in kernel.params}
+    return build_graph(name, in_width, [node], layer_params(node, declared))
+
+
+def _verified(program, graph: nx.DiGraph) -> nx.DiGraph:
+    """``graph`` after :func:`verify`; its IRError becomes a CompileError at the gate's span."""
+    try:
+        verify(graph)
+    except IRError as exc:
+        raise _err(program, f"cannot compile {graph.graph.get('name')}: {exc}", exc.span) from None
+    return graph
 
 
 # ----------------------------------------------------------------------------- models
@@ -372,38 +345,26 @@ def lower_ansatz(program, ansatz_name: str, args: Mapping[str, object] | None = 
     bound = bind_args(ansatz.args, dict(args or {}), ansatz.span)
     kernel, arrays = lower_kernel(program, ansatz, bound)
     node = KanNode("layer0", 1, 1, kernel, ansatz.name, tuple(bound.items()), base="none")
-    return build_graph(ansatz.name, 1, [node], layer_params(node, arrays), {})
+    return _verified(program, build_graph(ansatz.name, 1, [node], layer_params(node, arrays), {}))
 
 
 def _options(program, layer: ast.KanLayer, env) -> dict:
-    opts = {"base": "silu", "postact_weight": False, "postact_bias": False, "group": None}
-    seen = set()
+    opts = {"base": rules.DEFAULT_BASE, "postact_weight": False, "postact_bias": False, "group": None}
     for opt in layer.options:
         if isinstance(opt, ast.Comment):
             continue
-        if opt.name in seen:
-            raise _err(program, f"option '{opt.name}' given twice", opt.span)
-        seen.add(opt.name)
-        words = [v for v in opt.values if isinstance(v, str)]
         if opt.name == "base":
-            if len(opt.values) != 1 or len(words) != 1 or words[0] not in BASES:
-                raise _err(program, "option 'base' takes one of: " + ", ".join(BASES), opt.span)
-            opts["base"] = words[0]
+            opts["base"] = " ".join(map(str, opt.values))  # verify names a bad one
         elif opt.name == "postact":
-            if not opt.values or len(words) != len(opt.values) or not set(words) <= {"weight", "bias"}:
-                raise _err(program, "option 'postact' takes 'weight', 'bias' or both", opt.span)
-            opts["postact_weight"] = "weight" in words
-            opts["postact_bias"] = "bias" in words
+            opts["postact_weight"] = "weight" in opt.values
+            opts["postact_bias"] = "bias" in opt.values
         elif opt.name == "group":
             if len(opt.values) != 1:
                 raise _err(program, "option 'group' takes one integer", opt.span)
             v = opt.values[0]
-            g = eval_int(ast.Name(v, span=opt.span) if isinstance(v, str) else v, env)
-            if g < 1:
-                raise _err(program, f"group must be at least 1, got {g}", opt.span)
-            opts["group"] = g
+            opts["group"] = eval_int(ast.Name(v, span=opt.span) if isinstance(v, str) else v, env)
         else:
-            raise _err(program, f"unknown kan option '{opt.name}'", opt.span, "options: base, postact, group")
+            raise _err(program, f"unknown kan option '{opt.name}'", opt.span, rules.option_hint())
     return opts
 
 
@@ -420,7 +381,8 @@ def lower_model(program, model_name: str, args: Mapping[str, object] | None = No
             ``"*"``.
 
     Raises:
-        CompileError: unknown model, ansatz or layer id; bad override; bad option.
+        CompileError: unknown model, ansatz or layer id; bad override; arguments that give
+            an empty shape, a width below 1 or an index out of range.
         ConstError: a width, shape or argument that does not evaluate (with its span).
     """
     program = _load(program)
@@ -428,7 +390,6 @@ def lower_model(program, model_name: str, args: Mapping[str, object] | None = No
     env = bind_args(model.args, dict(args or {}), model.span)
     overrides = {str(k): dict(v) for k, v in (ansatz_overrides or {}).items()}
     layers, params, in_width, width = [], [], None, None
-    kan_ids = []
     for st in model.body:
         if isinstance(st, ast.Comment):
             continue
@@ -442,34 +403,36 @@ def lower_model(program, model_name: str, args: Mapping[str, object] | None = No
         layer_id = f"layer{len(layers)}"
         out = _width(program, st.width, env)
         if isinstance(st, ast.LinearLayer):
-            layers.append(LinearNode(layer_id, width, out))
-            params += [ParamSpec(layer_id, "weight", (out, width), Init("xavier"), True),
-                       ParamSpec(layer_id, "bias", (out,), Init("zeros"), True)]
+            rec = LinearNode(layer_id, width, out)
         elif isinstance(st, ast.KanLayer):
-            kan_ids.append(layer_id)
             ansatz = _find(program, "ansatze", st.ansatz, "ansatz")
-            bound = bind_args(ansatz.args, st.args, st.span, env)
-            override = {**overrides.get("*", {}), **overrides.get(layer_id, {})}
-            if override:
-                try:
-                    bound = bind_args(ansatz.args, {**bound, **override}, st.span)
-                except ConstError as exc:
-                    raise _err(program, f"ansatz override for {layer_id} ({ansatz.name}): {exc.message}", st.span) from None
-            opts = _options(program, st, env)
+            bound = _bound(program, ansatz, st, layer_id, env, {**overrides.get("*", {}), **overrides.get(layer_id, {})})
             kernel, arrays = lower_kernel(program, ansatz, bound)
-            node = KanNode(layer_id, width, out, kernel, ansatz.name, tuple(bound.items()), **opts)
-            layers.append(node)
-            params += layer_params(node, arrays)
+            rec = KanNode(layer_id, width, out, kernel, ansatz.name, tuple(bound.items()), **_options(program, st, env))
         else:
             raise _err(program, f"unexpected model statement {type(st).__name__}", getattr(st, "span", None))
+        layers.append(rec)
+        params += layer_params(rec, arrays if isinstance(rec, KanNode) else None)
         width = out
     if in_width is None:
         raise _err(program, f"model {model.name} has no 'input N' statement", model.span)
+    kan_ids = [rec.name for rec in layers if isinstance(rec, KanNode)]
     bad = sorted(set(overrides) - set(kan_ids) - {"*"})
     if bad:
         raise _err(program, f"ansatz_overrides names {', '.join(map(repr, bad))}, not a kan layer of model "
                    f"{model.name} (kan layers: {', '.join(kan_ids) or 'none'}; '*' means all)")
-    return build_graph(model.name, in_width, layers, params, env)
+    return _verified(program, build_graph(model.name, in_width, layers, params, env))
+
+
+def _bound(program, ansatz, layer: ast.KanLayer, layer_id: str, env, override: dict) -> dict:
+    """The ansatz arguments of a kan layer, with the overrides for its layer id applied."""
+    bound = bind_args(ansatz.args, layer.args, layer.span, env)
+    if not override:
+        return bound
+    try:
+        return bind_args(ansatz.args, {**bound, **override}, layer.span)
+    except ConstError as exc:
+        raise _err(program, f"ansatz override for {layer_id} ({ansatz.name}): {exc.message}", layer.span) from None
 
 
 def _width(program, e, env) -> int:

@@ -51,6 +51,7 @@ __all__ = [
     "unroll_circuit",
     "map_kernels",
     "count_gates",
+    "resolve_passes",
 ]
 
 Pass = Callable[[nx.DiGraph], nx.DiGraph]
@@ -415,7 +416,8 @@ PIPELINE: list[tuple[str, Pass]] = [
 ]
 
 
-def _resolve(passes) -> list[tuple[str, Pass]]:
+def resolve_passes(passes) -> list[tuple[str, Pass]]:
+    """``(name, pass)`` pairs for pass names, ``(name, fn)`` pairs or functions (None: all)."""
     if passes is None:
         return list(PIPELINE)
     table = dict(PIPELINE)
@@ -453,7 +455,7 @@ def run_pipeline(
 
     if verify_each:
         verify(graph)
-    for name, fn in _resolve(passes):
+    for name, fn in resolve_passes(passes):
         graph = fn(graph)
         if verify_each:
             try:

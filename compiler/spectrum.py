@@ -49,7 +49,7 @@ import numpy as np
 
 from qvaf.dsl.errors import QvafError
 
-from .backends._common import edge_params, flatten_ops, iter_kan, layer_order
+from .backends._common import edge_params, flatten_ops, layer_order
 from .expr import Binary, Unary, depends_on_input, evaluate, to_str, walk
 from .ir import ROTATIONS, KanNode
 from .passes import canonicalize, unroll_loops
@@ -360,7 +360,7 @@ def network_spectra(graph, params, layers=None, *, edges=None, max_terms: int = 
         ``{layer_id: {(o, i): Spectrum}}`` in network order.
     """
     graph = canonicalize(unroll_loops(getattr(graph, "ir", graph)))
-    kan = dict(iter_kan(layer_order(graph)))
+    kan = {nid: rec for nid, rec in layer_order(graph) if isinstance(rec, KanNode)}
     if layers is None:
         layers = list(kan)
     for lid in layers:

@@ -12,11 +12,16 @@ rule otherwise:
   enclosing loop; every ``ParamRef`` names a per-edge param or a constant of the circuit with
   as many indices as its rank, each an integer in range (checked for every loop iteration);
   a ``FusedOp`` holds gates only, none reading ``x``.
-* **parameter table**: paths are unique; each row's owner is a layer; a kan layer has
-  exactly one row per per-edge param, shape ``[out, in, *shape]`` (``[G, *shape]`` with
-  ``group G``), plus ``mask``, ``base_weight`` (unless base none), ``postact_weight`` /
-  ``postact_bias`` (when enabled), all ``[out, in]``; a linear layer has ``weight [out, in]``
-  and ``bias [out]``.
+* **layers**: a kan layer's base function is one of the language's; its group count is
+  positive.
+* **parameter table**: paths are unique; each row's owner is a layer; every layer has
+  exactly the rows :func:`~qvaf.compiler.ir.layer_arrays` lists, with those shapes (a kan
+  layer: one per per-edge param, ``[out, in, *shape]`` or ``[G, *shape]`` with ``group G``,
+  plus ``mask``, ``base_weight``, ``postact_weight`` / ``postact_bias`` as enabled; a linear
+  layer: ``weight [out, in]``, ``bias [out]``); ``mask`` is fixed; every initialiser is known
+  and has its number of arguments; ``reps_axes`` name axes of the array.
+
+An error about a gate carries the gate's span (``IRError.span``) when the IR has one.
 """
 
 from __future__ import annotations
@@ -28,12 +33,16 @@ import numpy as np
 
 from .errors import IRError
 from .expr import BINARY_OPS, FUNCTIONS, Binary, Const, Expr, Input, LoopVar, ParamRef, Unary, depends_on_input, walk
+from qvaf.dsl import rules
+
 from .ir import (
     GATE_ARITY,
+    INIT_KINDS,
     OBSERVABLES,
     Circuit,
     FusedOp,
     GateOp,
+    Init,
     InputNode,
     KanNode,
     LinearNode,
@@ -41,12 +50,13 @@ from .ir import (
     Op,
     OutputNode,
     ParamSpec,
+    layer_arrays,
 )
 
 __all__ = ["verify", "RESERVED_NAMES"]
 
-#: per-layer array names the compiler adds to a kan layer (an ansatz may not declare them)
-RESERVED_NAMES = ("postact_weight", "postact_bias", "base_weight", "mask")
+#: array names a per-edge param may not take (the language's reserved names)
+RESERVED_NAMES = rules.RESERVED
 
 
 def verify(graph: nx.DiGraph) -> None:
@@ -119,6 +129,8 @@ def _check_kan(node: str, rec: KanNode) -> None:
         raise IRError(f"{node}: kernel is {type(c).__name__}, not Circuit")
     if c.observable not in OBSERVABLES:
         raise IRError(f"{node}: unknown observable {c.observable!r} (known: {', '.join(OBSERVABLES)})")
+    if rec.base not in rules.BASES:
+        raise IRError(f"{node}: unknown base function {rec.base!r} (known: {', '.join(rules.BASES)})")
     if rec.group is not None:
         _pos_int(rec.group, f"{node}: group")
     shapes: dict[str, tuple[int, ...]] = {}
@@ -144,7 +156,10 @@ def _check_kan(node: str, rec: KanNode) -> None:
 def _check_ops(node, ops, shapes, loops: dict[str, range], fused: bool) -> None:
     for op in ops:
         if isinstance(op, GateOp):
-            check_gate(node, op, shapes, loops)
+            try:
+                check_gate(node, op, shapes, loops)
+            except IRError as exc:
+                raise IRError(str(exc), exc.span or op.span) from None
             if fused and any(depends_on_input(a) for a in op.angles):
                 raise IRError(f"{node}: fused block contains a gate reading x: {op.op.value}")
         elif isinstance(op, LoopOp):
@@ -239,10 +254,11 @@ def _check_params(graph: nx.DiGraph, order: list[str]) -> None:
             raise IRError(f"param path {p.path} appears twice")
         if not isinstance(p.shape, tuple) or not all(isinstance(s, int) and s >= 1 for s in p.shape):
             raise IRError(f"param {p.path}: bad shape {p.shape!r}")
+        _check_row(p)
         by_owner[p.owner][p.name] = p
     for node in order[1:-1]:
         rec = graph.nodes[node]["op"]
-        want = _expected_arrays(rec)
+        want = {a.name: a.shape for a in layer_arrays(rec)}
         have = by_owner.get(node, {})
         if set(have) != set(want):
             missing, extra = sorted(set(want) - set(have)), sorted(set(have) - set(want))
@@ -254,17 +270,14 @@ def _check_params(graph: nx.DiGraph, order: list[str]) -> None:
             raise IRError(f"param {node}.mask must be fixed (not trainable)")
 
 
-def _expected_arrays(rec) -> dict[str, tuple[int, ...]]:
-    eo = (rec.out_width, rec.in_width)
-    if isinstance(rec, LinearNode):
-        return {"weight": eo, "bias": (rec.out_width,)}
-    lead = (rec.group,) if rec.group is not None else eo
-    want = {name: lead + tuple(shape) for name, shape in rec.kernel.params}
-    want["mask"] = eo
-    if rec.base != "none":
-        want["base_weight"] = eo
-    if rec.postact_weight:
-        want["postact_weight"] = eo
-    if rec.postact_bias:
-        want["postact_bias"] = eo
-    return want
+def _check_row(p: ParamSpec) -> None:
+    """One row on its own: its initialiser and its reps axes."""
+    if not isinstance(p.init, Init) or p.init.kind not in INIT_KINDS:
+        raise IRError(f"param {p.path}: unknown initialiser {getattr(p.init, 'kind', p.init)!r} "
+                      f"(known: {', '.join(INIT_KINDS)})")
+    if len(p.init.args) != INIT_KINDS[p.init.kind]:
+        raise IRError(f"param {p.path}: initialiser {p.init.kind} takes {INIT_KINDS[p.init.kind]} "
+                      f"arguments, has {len(p.init.args)}")
+    for axis, k in p.reps_axes:
+        if not 0 <= axis < len(p.shape) or not isinstance(k, int) or not 0 <= k <= p.shape[axis]:
+            raise IRError(f"param {p.path}: reps axis ({axis}, {k}) does not fit its shape {p.shape}")

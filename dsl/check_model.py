@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from . import ast
 from .consteval import ConstError, bind_args
-from .rules import BASES, OPTIONS, POSTACTS
+from .rules import AXES, BASES, OPTIONS, POSTACTS, option_hint
 
 
 def _layer_word(layer) -> str:
@@ -106,16 +106,28 @@ def _kan(c, layer: ast.KanLayer, scope, env, in_width, did_you_mean, instantiate
         defaults = None
     if bound == defaults:
         return  # already checked with these values where the ansatz is defined
-    for span, message in instantiate(ansatz, bound):
-        where = f" ({span})" if span is not None else ""
+    for problem in instantiate(ansatz, bound):
+        where = f" ({problem.span})" if problem.span is not None else ""
         r.error(
-            layer.span,
-            f"ansatz '{ansatz.name}' with {_format_args(bound)}: {message}{where}",
+            _call_site(layer, ansatz, problem.names),
+            f"ansatz '{ansatz.name}' with {_format_args(bound)}: {problem.message}{where}",
         )
 
 
+def _call_site(layer: ast.KanLayer, ansatz: ast.Ansatz, names) -> ast.Span | None:
+    """Where a problem of an instantiation is the caller's: the first argument the layer
+    passes to one of the ``names`` the offending expression reads, else the whole layer."""
+    formals = [a.name for a in ansatz.args]
+    for position, actual in enumerate(layer.args):
+        formal = actual.name if actual.name is not None else (
+            formals[position] if position < len(formals) else None)
+        if formal in names and actual.span is not None:
+            return actual.span
+    return layer.span
+
+
 def _is_axis_word(expr) -> bool:
-    return isinstance(expr, ast.Name) and expr.id in ("x", "y", "z")
+    return isinstance(expr, ast.Name) and expr.id in AXES
 
 
 def _options(c, layer: ast.KanLayer, scope, env, in_width, did_you_mean):
@@ -129,7 +141,7 @@ def _options(c, layer: ast.KanLayer, scope, env, in_width, did_you_mean):
             r.error(
                 option.span,
                 f"unknown option '{name}'" + did_you_mean(name, OPTIONS),
-                "options: base silu|gelu|tanh|none, postact weight [bias], group G",
+                option_hint(),
             )
             continue
         if name in seen:

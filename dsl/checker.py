@@ -23,10 +23,11 @@ from __future__ import annotations
 import difflib
 
 from . import ast
-from .consteval import AXES, FUNCTIONS, ConstError, coerce_arg, eval_const, eval_int
+from .consteval import ConstError, coerce_arg, eval_const, eval_int
 from .errors import Diagnostic
 from .parser import source_line
-from .rules import ARG_TYPES, INITIALISERS, KEYWORDS
+from .rules import ARG_TYPES, AXES, FUNCTIONS, INITIALISERS, KEYWORDS
+
 
 def did_you_mean(word: str, choices) -> str:
     """Return ``"; did you mean 'w'?"`` for the closest choice, or ``""``."""

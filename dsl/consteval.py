@@ -21,26 +21,13 @@ import math
 import numbers
 from typing import Mapping
 
-from . import ast
+from . import ast, rules
 from .errors import Diagnostic, SpecError
 
-#: scalar functions usable in expressions, with their implementation
-FUNCTIONS = {
-    "sin": math.sin,
-    "cos": math.cos,
-    "tan": math.tan,
-    "asin": math.asin,
-    "acos": math.acos,
-    "atan": math.atan,
-    "exp": math.exp,
-    "log": math.log,
-    "sqrt": math.sqrt,
-    "tanh": math.tanh,
-}
-#: the argument types of ansätze and models
-ARG_TYPES = ("int", "float", "axis")
-#: values an ``axis`` argument may take
-AXES = ("x", "y", "z")
+#: scalar functions usable in expressions (the language's list), with their implementation
+FUNCTIONS = {name: getattr(math, name) for name in rules.FUNCTIONS}
+ARG_TYPES = rules.ARG_TYPES
+AXES = rules.AXES
 #: the largest magnitude an integer constant may reach
 MAX_INT = 2**62
 

@@ -26,17 +26,9 @@ from functools import lru_cache
 from importlib import resources
 
 from lark import Lark, Token, Transformer_NonRecursive, v_args
-from lark.parsers.lalr_interactive_parser import InteractiveParser
-from lark.exceptions import (
-    LarkError,
-    UnexpectedCharacters,
-    UnexpectedEOF,
-    UnexpectedInput,
-    UnexpectedToken,
-    VisitError,
-)
+from lark.exceptions import LarkError, UnexpectedInput, VisitError
 
-from . import ast
+from . import ast, rules
 from .errors import Diagnostic, SpecError
 
 #: the largest spec file accepted, in bytes (UTF-8)
@@ -53,18 +45,6 @@ MAX_SYNTAX_ERRORS = 20
 _OPENERS = {"LPAR": "RPAR", "LSQB": "RSQB", "LBRACE": "RBRACE"}
 _CLOSERS = {"RPAR", "RSQB", "RBRACE"}
 
-#: terminal name -> how a syntax error message spells it
-_TOKEN_WORDS = {
-    "NAME": "a name",
-    "INT": "an integer",
-    "FLOAT": "a number",
-    "STRING": 'a quoted path ("...")',
-    "_NL": "a newline",
-    "_SEMI": "';'",
-    "$END": "end of file",
-}
-
-
 def source_line(text: str, line: int) -> str | None:
     """Return line ``line`` (1-based) of ``text`` without its newline, or None if out of range."""
     lines = text.splitlines()
@@ -73,32 +53,59 @@ def source_line(text: str, line: int) -> str | None:
     return None
 
 
+class _Brackets:
+    """The layout rule, for one parse: a newline inside an unclosed ``(`` or ``[`` is dropped
+    (so argument lists may wrap), a ``}`` closes its block and whatever ``(`` or ``[`` is still
+    open inside it, and nesting deeper than :data:`MAX_NESTING` is refused.
+
+    Attributes:
+        stack: the unclosed openers, innermost last.
+        continued: the opener whose dropped newline came right before the last token kept,
+            or None: when that token is a syntax error, the statement probably lacks its
+            closing bracket (see :mod:`qvaf.dsl.syntax`).
+    """
+
+    def __init__(self):
+        self.stack: list[Token] = []
+        self.continued: Token | None = None
+        self._dropped_in: Token | None = None
+
+    def keep(self, tok: Token) -> bool:
+        """Account for ``tok``; False when the rule drops it (a newline inside ``()``/``[]``)."""
+        kind = tok.type
+        if kind == "_NL":
+            if self.stack and self.stack[-1].type != "LBRACE":
+                self._dropped_in = self.stack[-1]
+                return False
+            self._dropped_in = self.continued = None
+            return True
+        self.continued, self._dropped_in = self._dropped_in, None
+        if kind in _OPENERS:
+            self.stack.append(tok)
+            if len(self.stack) > MAX_NESTING:
+                raise _LimitError(f"nesting deeper than {MAX_NESTING} levels of brackets or blocks", tok)
+        elif kind == "RBRACE":
+            while self.stack and self.stack[-1].type != "LBRACE":
+                self.stack.pop()
+            if self.stack:
+                self.stack.pop()
+        elif kind in _CLOSERS:
+            if self.stack and _OPENERS[self.stack[-1].type] == kind:
+                self.stack.pop()
+        return True
+
+
 class _Layout:
-    """Post-lexer: drops newlines inside () and [] and enforces :data:`MAX_NESTING`."""
+    """Lark post-lexer applying :class:`_Brackets`; the state of the current parse is kept
+    thread-locally (``_local.brackets``) for the error messages."""
 
     always_accept = ("_NL",)
 
-    def __init__(self, filename: str):
-        self.filename = filename
-
     def process(self, stream):
-        stack: list[Token] = []  # unclosed openers; shared with the error reporting
-        _local.open_brackets = stack
+        brackets = _local.brackets = _Brackets()
         for tok in stream:
-            kind = tok.type
-            if kind == "_NL":
-                if stack and stack[-1].type != "LBRACE":
-                    continue
-            elif kind in _OPENERS:
-                stack.append(tok)
-                if len(stack) > MAX_NESTING:
-                    raise _LimitError(
-                        f"nesting deeper than {MAX_NESTING} levels of brackets or blocks", tok
-                    )
-            elif kind in _CLOSERS:
-                if stack and _OPENERS[stack[-1].type] == kind:
-                    stack.pop()
-            yield tok
+            if brackets.keep(tok):
+                yield tok
 
 
 class _LimitError(LarkError):
@@ -131,7 +138,7 @@ def _lark() -> Lark:
         lexer="contextual",
         propagate_positions=True,
         maybe_placeholders=True,
-        postlex=_Layout("<grammar>"),
+        postlex=_Layout(),
         lexer_callbacks={"COMMENT": _on_comment},
     )
 
@@ -167,7 +174,7 @@ class _Builder(Transformer_NonRecursive):
     """Builds AST nodes from the Lark tree (nothing else) and places the collected comments."""
 
     #: options whose values are words (``base silu``) rather than expressions (``group 3``)
-    WORD_OPTIONS = frozenset({"base", "postact"})
+    WORD_OPTIONS = frozenset(rules.WORD_OPTIONS)
 
     def __init__(self, file: str, text: str, comments: list[Token]):
         super().__init__(visit_tokens=False)
@@ -400,243 +407,6 @@ def _check_number_length(file: str, text: str, tok: Token) -> None:
         )
 
 
-# ----------------------------------------------------------------------------- errors
-
-
-def _describe_terminal(name: str) -> str:
-    if name in _TOKEN_WORDS:
-        return _TOKEN_WORDS[name]
-    try:
-        pattern = _lark().get_terminal(name).pattern
-    except (KeyError, AttributeError):
-        return name.lower()
-    if pattern.type == "str":
-        return f"'{pattern.value}'"
-    return name.lower()
-
-
-def _expected_words(expected) -> str:
-    words = sorted({_describe_terminal(e) for e in expected})
-    if not words:
-        return ""
-    if len(words) == 1:
-        return words[0]
-    if len(words) > 8:
-        return ", ".join(words[:8]) + ", ..."
-    return ", ".join(words[:-1]) + " or " + words[-1]
-
-
-def _describe_token(tok: Token) -> str:
-    if tok.type == "_NL":
-        return "end of line"
-    if tok.type == "$END":
-        return "end of file"
-    return f"'{tok}'"
-
-
-def _syntax_diagnostic(exc: Exception, file: str, text: str) -> Diagnostic:
-    if isinstance(exc, _LimitError):
-        tok = exc.token
-        span = _tok_span(file, tok)
-        return Diagnostic(
-            "error", exc.message, span, source_line(text, span.line),
-            "split the expression or block into smaller pieces",
-        )
-    if isinstance(exc, UnexpectedCharacters):
-        char = text[exc.pos_in_stream] if exc.pos_in_stream < len(text) else "?"
-        span = ast.Span(file, exc.line, exc.column, exc.line, exc.column)
-        hint = None
-        if char == '"':
-            hint = 'import paths are written on one line in double quotes: import "file.qvaf"'
-        return Diagnostic(
-            "error", f"unexpected character {char!r}", span, source_line(text, exc.line), hint
-        )
-    if isinstance(exc, UnexpectedToken):
-        tok = exc.token
-        if tok.type == "$END":
-            unclosed = getattr(_local, "open_brackets", None)
-            if unclosed:
-                opener = unclosed[-1]
-                span = _tok_span(file, opener)
-                closer = {"LBRACE": "}", "LPAR": ")", "LSQB": "]"}[opener.type]
-                return Diagnostic(
-                    "error",
-                    f"unexpected end of file: this '{opener}' is never closed",
-                    span,
-                    source_line(text, span.line),
-                    f"add the missing '{closer}'",
-                )
-            lines = text.splitlines() or [""]
-            line = len(lines)
-            col = len(lines[-1]) + 1
-            span = ast.Span(file, line, col, line, col)
-            message = "unexpected end of file"
-        else:
-            span = _tok_span(file, tok)
-            message = f"unexpected {_describe_token(tok)}"
-        expected = _expected_words(exc.accepts or exc.expected)
-        if expected:
-            message += f"; expected {expected}"
-        hint = None
-        if tok.type in ("FLOAT", "INT", "NAME") and "_NL" in (exc.accepts or exc.expected):
-            hint = "put each statement on its own line or separate statements with ';'"
-        return Diagnostic("error", message, span, source_line(text, span.line), hint)
-    if isinstance(exc, UnexpectedEOF):
-        lines = text.splitlines() or [""]
-        span = ast.Span(file, len(lines), len(lines[-1]) + 1, len(lines), len(lines[-1]) + 1)
-        expected = _expected_words(exc.expected)
-        message = "unexpected end of file" + (f"; expected {expected}" if expected else "")
-        return Diagnostic("error", message, span, source_line(text, span.line))
-    return Diagnostic("error", f"syntax error: {exc}", ast.Span(file, 1, 1, 1, 1), None)
-
-
-def _recover(text: str, file: str) -> list[Diagnostic]:
-    """Parse ``text`` again with panic-mode error recovery and return every syntax diagnostic.
-
-    Drives the LALR parser token by token (same contextual lexing and layout rule as
-    :class:`_Layout`). The parser state is saved after each statement separator and each '{'.
-    On an unexpected token the error is recorded, the state goes back to the last save point,
-    and tokens are skipped (a '{' opened while skipping is skipped up to its '}') until a
-    separator or a '}' the saved state accepts; parsing resumes there. A character no terminal
-    matches is recorded and skipped. Every token of the input is consumed exactly once, so this
-    always terminates; it stops once it has found one error more than :data:`MAX_SYNTAX_ERRORS`.
-    """
-    lark = _lark()
-    interactive = lark.parse_interactive(text)
-    state = interactive.parser_state
-    table = state.parse_conf.parse_table.states
-    lexer_state = interactive.lexer_thread.state
-    contextual = lark.parser.lexer.lexer
-    parser = interactive.parser
-    brackets: list[Token] = []
-    _local.open_brackets = brackets
-    diagnostics: list[Diagnostic] = []
-    seen: set[tuple[int, int, str]] = set()
-    stopped = False
-    skipping = [False]  # inside panic mode
-    lex_error = [False]  # a bad character was just skipped
-
-    def record(diagnostic: Diagnostic) -> None:
-        nonlocal stopped
-        key = (diagnostic.span.line, diagnostic.span.col, diagnostic.message)
-        if key not in seen:
-            seen.add(key)
-            diagnostics.append(diagnostic)
-        if len(diagnostics) > MAX_SYNTAX_ERRORS:  # one past the cap tells parse() to stop
-            stopped = True
-
-    def tokens():
-        """The token stream after the layout rule; lexer errors are recorded and skipped."""
-        while not stopped:
-            try:
-                lexer = contextual.lexers[state.position]
-                try:
-                    tok = lexer.next_token(lexer_state, state)
-                except UnexpectedCharacters:
-                    tok = contextual.root_lexer.next_token(lexer_state, state)
-            except EOFError:
-                return
-            except UnexpectedCharacters as exc:
-                if not skipping[0]:  # a bad character inside skipped text is not reported
-                    record(_syntax_diagnostic(exc, file, text))
-                    lex_error[0] = True  # the statement is broken: skip the rest of it
-                pos = lexer_state.line_ctr.char_pos
-                if pos >= len(text):
-                    return
-                lexer_state.line_ctr.feed(text[pos : pos + 1])
-                continue
-            kind = tok.type
-            if kind == "_NL":
-                if brackets and brackets[-1].type != "LBRACE":
-                    continue
-            elif kind in _OPENERS:
-                brackets.append(tok)
-                if len(brackets) > MAX_NESTING:
-                    record(
-                        _syntax_diagnostic(
-                            _LimitError(
-                                f"nesting deeper than {MAX_NESTING} levels of brackets or blocks",
-                                tok,
-                            ),
-                            file,
-                            text,
-                        )
-                    )
-                    return
-            elif kind == "RBRACE":
-                while brackets and brackets[-1].type != "LBRACE":
-                    brackets.pop()
-                if brackets:
-                    brackets.pop()
-            elif kind in _CLOSERS:
-                if brackets and _OPENERS[brackets[-1].type] == kind:
-                    brackets.pop()
-            yield tok
-
-    def save():
-        return list(state.state_stack), list(state.value_stack), len(brackets)
-
-    def feed(tok: Token) -> bool:
-        try:
-            state.feed_token(tok, tok.type == "$END")
-        except UnexpectedToken as exc:
-            exc.interactive_parser = InteractiveParser(parser, state.copy(False), interactive.lexer_thread)
-            record(_syntax_diagnostic(exc, file, text))
-            return False
-        return True
-
-    def accepts(tok: Token) -> bool:
-        # a trial run on a copy: the table may list a token whose reductions then lead nowhere
-        trial = state.copy(False)
-        try:
-            trial.feed_token(tok, False)
-        except UnexpectedToken:
-            return False
-        return True
-
-    point = save()
-    stream = tokens()
-    last = None
-    glued = False  # the error was an early end of line: a '{' block right after belongs to it
-    for tok in stream:
-        last = tok
-        if not lex_error[0] and not (glued and tok.type == "LBRACE"):
-            glued = False
-            if feed(tok):
-                if tok.type in ("_NL", "_SEMI", "LBRACE"):
-                    point = save()
-                continue
-        # panic mode: back to the last save point, skip to the end of the broken statement
-        state.state_stack[:] = point[0]
-        state.value_stack[:] = point[1]
-        del brackets[point[2] :]
-        skipping[0] = True
-        depth = 0
-        skipped = tok
-        while skipped is not None and not stopped:
-            kind = skipped.type
-            if kind == "LBRACE":
-                depth += 1
-                del brackets[point[2] :]  # the skipped block's '{' is not open any more
-            elif kind == "RBRACE" and depth > 0:
-                depth -= 1
-            elif depth == 0 and kind in ("_NL", "_SEMI", "RBRACE") and accepts(skipped):
-                state.feed_token(skipped, False)
-                point = save()
-                break
-            skipped = next(stream, None)
-            if skipped is not None:
-                last = skipped
-        skipping[0] = False
-        lex_error[0] = False
-        glued = tok.type == "_NL" and skipped is tok
-    if not stopped:
-        end = Token.new_borrow_pos("$END", "", last) if last is not None else Token("$END", "")
-        feed(end)
-    _local.open_brackets = None
-    return diagnostics
-
-
 def _too_deep(module: ast.Module) -> ast.Span | None:
     """Return the span of a node nested deeper than MAX_EXPR_DEPTH (iteratively), else None."""
     stack = [(module, 0)]
@@ -676,75 +446,53 @@ def parse(text: str, filename: str = "<string>") -> ast.Module:
     """
     if not isinstance(text, str):
         raise TypeError("parse() takes the source text as str")
+    _check_size(text, filename)
+    tree, comments = _parse_tree(text, filename)
+    module = _build(tree, comments, text, filename)
+    deep = _too_deep(module)
+    if deep is not None:
+        raise SpecError([Diagnostic("error", f"expression nested deeper than {MAX_EXPR_DEPTH} levels", deep,
+                                    source_line(text, deep.line), "split it into smaller expressions")])
+    return module
+
+
+def _too_deeply(filename: str) -> SpecError:
+    return SpecError([Diagnostic("error", "input nested too deeply to parse", ast.Span(filename, 1, 1, 1, 1))])
+
+
+def _check_size(text: str, filename: str) -> None:
     size = len(text.encode("utf-8", errors="surrogatepass"))
     if size > MAX_SOURCE_BYTES:
-        raise SpecError(
-            [
-                Diagnostic(
-                    "error",
-                    f"file is {size} bytes; the limit for a spec is {MAX_SOURCE_BYTES} bytes",
-                    ast.Span(filename, 1, 1, 1, 1),
-                    None,
-                    "split it into several files joined with import",
-                )
-            ]
-        )
+        raise SpecError([Diagnostic("error", f"file is {size} bytes; the limit for a spec is {MAX_SOURCE_BYTES} bytes",
+                                    ast.Span(filename, 1, 1, 1, 1), None,
+                                    "split it into several files joined with import")])
+
+
+def _parse_tree(text: str, filename: str):
+    """The Lark tree and the comments lexed on the side; every syntax error as a SpecError."""
     comments: list[Token] = []
     _local.comments = comments
-    _local.open_brackets = None
+    _local.brackets = None
     try:
-        tree = _lark().parse(text)
+        return _lark().parse(text), comments
     except (UnexpectedInput, _LimitError) as exc:
-        found = [_syntax_diagnostic(exc, filename, text)]
-        if not isinstance(exc, _LimitError):
-            # report the further syntax errors too; the first one stays exactly as found above
-            _local.comments = None
-            where = (found[0].span.line, found[0].span.col)
-            try:
-                found += [d for d in _recover(text, filename) if (d.span.line, d.span.col) > where]
-            except Exception:  # noqa: BLE001 - recovery is best effort; the first error stands
-                pass
-            finally:
-                _local.open_brackets = None
-        if len(found) > MAX_SYNTAX_ERRORS:
-            cut = found[MAX_SYNTAX_ERRORS]
-            found = found[:MAX_SYNTAX_ERRORS] + [
-                Diagnostic(
-                    "error",
-                    f"too many syntax errors; stopped after the first {MAX_SYNTAX_ERRORS}",
-                    cut.span,
-                    cut.source_line,
-                    "fix these and check the file again",
-                )
-            ]
+        from .syntax import all_syntax_errors
+
+        found = all_syntax_errors(exc, text, filename, _local.brackets)
         raise SpecError(found) from None
     except RecursionError:
-        raise SpecError(
-            [Diagnostic("error", "input nested too deeply to parse", ast.Span(filename, 1, 1, 1, 1))]
-        ) from None
+        raise _too_deeply(filename) from None
     finally:
         _local.comments = None
+        _local.brackets = None
+
+
+def _build(tree, comments, text: str, filename: str) -> ast.Module:
     try:
-        module = _Builder(filename, text, comments).transform(tree)
+        return _Builder(filename, text, comments).transform(tree)
     except VisitError as exc:
         if isinstance(exc.orig_exc, SpecError):
             raise exc.orig_exc from None
         raise
     except RecursionError:
-        raise SpecError(
-            [Diagnostic("error", "input nested too deeply to parse", ast.Span(filename, 1, 1, 1, 1))]
-        ) from None
-    deep = _too_deep(module)
-    if deep is not None:
-        raise SpecError(
-            [
-                Diagnostic(
-                    "error",
-                    f"expression nested deeper than {MAX_EXPR_DEPTH} levels",
-                    deep,
-                    source_line(text, deep.line),
-                    "split it into smaller expressions",
-                )
-            ]
-        )
-    return module
+        raise _too_deeply(filename) from None

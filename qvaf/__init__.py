@@ -8,13 +8,13 @@ Public API (heavy dependencies are imported only when used)::
     params = model.init(jax.random.PRNGKey(0))
     y = model.apply(params, x)
 
-Training and layer extension: ``qvaf.fit``, ``qvaf.TrainConfig``, ``qvaf.evaluate``,
-``qvaf.load_task``, ``qvaf.extend``; hybrid blocks: ``qvaf.hqkan``; saving:
-``qvaf.save(dir, model, params)`` and ``model, params = qvaf.restore(dir)``; OpenQASM export
-and execution: ``qvaf.hardware``. Exploring designs: exact spectra ``qvaf.network_spectra``
-(``qvaf.Spectrum``), formulas ``qvaf.network_formula``, attribution and pruning
-``qvaf.attribute``, ``qvaf.prune_run``, comparison ``qvaf.compare``. Flax NNX and Equinox
-modules: :mod:`qvaf.nnx`, :mod:`qvaf.eqx`.
+Compile options: ``qvaf.CompileOptions``. Training and layer extension: ``qvaf.fit``,
+``qvaf.TrainConfig``, ``qvaf.evaluate``, ``qvaf.load_task``, ``qvaf.extend``; hybrid blocks:
+``qvaf.hqkan``; saving: ``qvaf.save(dir, model, params)`` and ``model, params =
+qvaf.restore(dir)``; OpenQASM export and execution: ``qvaf.hardware``. Exploring designs: exact
+spectra ``qvaf.network_spectra`` (``qvaf.Spectrum``), formulas ``qvaf.network_formula``,
+attribution and pruning ``qvaf.attribute``, ``qvaf.prune_run``, comparison ``qvaf.compare``.
+Flax NNX and Equinox modules: :mod:`qvaf.nnx`, :mod:`qvaf.eqx`.
 """
 
 import importlib
@@ -28,6 +28,7 @@ _LAZY = {
     "load": "qvaf._api",
     "compile": "qvaf._api",
     "Compiled": "qvaf._api",
+    "CompileOptions": "qvaf.compiler.options",
     "extend": "qvaf.runtime.extend",
     "hqkan": "qvaf.runtime.hqkan",
     "HQKAN": "qvaf.runtime.hqkan",

@@ -3,6 +3,7 @@
 Example::
 
     import jax, qvaf
+    jax.config.update("jax_enable_x64", True)   # float64 needs 64-bit mode, set by the program
     model = qvaf.compile("specs/models/regression.qvaf", dtype="float64")
     params = model.init(jax.random.PRNGKey(0))
     y = model.apply(params, x)                                  # [B, out]
@@ -11,15 +12,20 @@ Example::
 
 from __future__ import annotations
 
+import collections
+import dataclasses
 import math
-import zlib
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
 
 from qvaf.dsl.errors import QvafError
 
-DTYPES = ("float32", "float64")
+if TYPE_CHECKING:
+    from qvaf.compiler.options import CompileOptions
+
+#: most jitted functions (apply, training runners) one Compiled keeps
+MEMO_SIZE = 16
 
 
 def load(path) -> Any:
@@ -54,9 +60,13 @@ def compile(  # noqa: A001 - the public name is qvaf.compile
     ansatz: str | None = None,
     args: Mapping[str, Any] | None = None,
     ansatz_overrides: Mapping[str, Mapping[str, Any]] | None = None,
-    backend: str = "jax",
-    dtype: str = "float32",
-    optimize: bool = True,
+    options: "CompileOptions | None" = None,
+    backend: str | None = None,
+    dtype: Any = None,
+    optimize: bool | None = None,
+    passes: tuple | None = None,
+    verify_each: bool | None = None,
+    keep_ir: bool | None = None,
 ) -> "Compiled":
     """Compile a model (or a single ansatz) of a spec into a runnable network.
 
@@ -69,63 +79,77 @@ def compile(  # noqa: A001 - the public name is qvaf.compile
         args: model (or ansatz) arguments, e.g. ``{"d": 16}``.
         ansatz_overrides: ansatz-argument overrides per kan layer id, or ``"*"`` for all
             kan layers, e.g. ``{"*": {"reps": 5}}``.
-        backend: a name from :data:`qvaf.compiler.backends.BACKENDS` ("jax", "reference").
-        dtype: "float32" or "float64" (float64 turns on ``jax_enable_x64``).
-        optimize: run the pass pipeline (False keeps the lowered IR as is).
+        options: a :class:`~qvaf.compiler.options.CompileOptions`; the keyword arguments
+            below, where given, replace its fields (and without it build one).
+        backend, dtype, optimize, passes, verify_each, keep_ir: the fields of
+            :class:`~qvaf.compiler.options.CompileOptions` (backend "jax", dtype "float32",
+            every pass, verified after each). ``dtype`` takes "float32"/"float64",
+            ``numpy.float32``, ``jnp.float64``, ``np.dtype(...)``; float64 needs JAX's 64-bit
+            mode on (qvaf never turns it on itself).
 
     Raises:
-        QvafError: unknown backend, dtype, model or ansatz (listing the valid choices), or
-            any error of the spec itself.
+        QvafError: unknown backend, dtype, option, model or ansatz (listing the valid
+            choices), float64 without 64-bit mode, or any error of the spec itself.
     """
     from qvaf._specs import check_compile_options
-    from qvaf.compiler import backends
+    from qvaf.compiler.options import CompileOptions, require_precision
 
     check_compile_options(args, ansatz_overrides)
-    if dtype not in DTYPES:
-        raise QvafError(f"unknown dtype {dtype!r}; expected one of {', '.join(DTYPES)}")
-    if backend not in backends.BACKENDS:
-        raise QvafError(f"unknown backend {backend!r}; available backends: {', '.join(backends.BACKENDS)}")
+    given = {"backend": backend, "dtype": dtype, "optimize": optimize, "passes": passes,
+             "verify_each": verify_each, "keep_ir": keep_ir}
+    given = {k: v for k, v in given.items() if v is not None}
+    opts = CompileOptions(**given) if options is None else dataclasses.replace(options, **given) if given else options
+    require_precision(opts.dtype)
     if ansatz_overrides is not None and ansatz is not None:
         raise QvafError("ansatz_overrides apply to models; pass the ansatz's arguments with args=")
+    program, model_name, graph = _lower(spec_or_path, model, ansatz, args, ansatz_overrides)
+    if graph is None:  # a spec with one ansatz and no model: compile the ansatz
+        return compile(program, ansatz=next(iter(program.ansatze)), args=args, options=opts)
+    graph, stages = _optimise(graph, opts)
+    from qvaf.compiler import backends
 
-    program = None
-    model_name = None
+    fns = backends.get_backend(opts.backend).build(graph, opts.dtype)
+    return Compiled(graph, fns, options=opts, program=program, model_name=model_name,
+                    ansatz_overrides=ansatz_overrides, stages=stages)
+
+
+def _lower(spec_or_path, model, ansatz, args, ansatz_overrides):
+    """``(program, model name, lowered graph)``; the graph is None when the spec has a single
+    ansatz and no model and nothing was named."""
     if _is_graph(spec_or_path):
-        graph = spec_or_path
-        model_name = graph.graph.get("name")
-    else:
-        program = spec_or_path if hasattr(spec_or_path, "models") else load(spec_or_path)
-        from qvaf.compiler.lower import lower_ansatz, lower_model
+        return None, spec_or_path.graph.get("name"), spec_or_path
+    program = spec_or_path if hasattr(spec_or_path, "models") else load(spec_or_path)
+    from qvaf.compiler.lower import lower_ansatz, lower_model
 
-        if ansatz is not None:
-            if model is not None:
-                raise QvafError("pass either model= or ansatz=, not both")
-            _check_choice("ansatz", ansatz, program.ansatze, program)
-            graph = lower_ansatz(program, ansatz, dict(args) if args else None)
-            model_name = ansatz
-        else:
-            from qvaf._specs import pick_model
+    if ansatz is not None:
+        if model is not None:
+            raise QvafError("pass either model= or ansatz=, not both")
+        _check_choice("ansatz", ansatz, program.ansatze, program)
+        return program, ansatz, lower_ansatz(program, ansatz, dict(args) if args else None)
+    from qvaf._specs import pick_model
 
-            model = pick_model(program, model)
-            if model is None:
-                if len(program.ansatze) != 1:
-                    raise QvafError(_choose_message(program))
-                return compile(program, ansatz=next(iter(program.ansatze)), args=args,
-                               backend=backend, dtype=dtype, optimize=optimize)
-            graph = lower_model(program, model, dict(args) if args else None,
-                                {k: dict(v) for k, v in ansatz_overrides.items()} if ansatz_overrides else None)
-            model_name = model
-    if optimize:
-        from qvaf.compiler.passes import run_pipeline
+    model = pick_model(program, model)
+    if model is None:  # no model at all: a single ansatz compiles alone
+        if len(program.ansatze) != 1:
+            raise QvafError(_choose_message(program))
+        return program, None, None
+    overrides = {k: dict(v) for k, v in ansatz_overrides.items()} if ansatz_overrides else None
+    return program, model, lower_model(program, model, dict(args) if args else None, overrides)
 
-        graph = run_pipeline(graph)
-    if dtype == "float64":
-        import jax
 
-        jax.config.update("jax_enable_x64", True)
-    fns = backends.get_backend(backend).build(graph, dtype)
-    return Compiled(graph, fns, backend=backend, dtype=dtype, program=program, model_name=model_name,
-                    ansatz_overrides=ansatz_overrides)
+def _optimise(graph, opts):
+    """The graph after the options' passes, and the kept stages (empty unless ``keep_ir``)."""
+    from qvaf.compiler.passes import run_pipeline
+    from qvaf.compiler.verify import verify
+
+    stages = [("lowering", graph)] if opts.keep_ir else None
+    pipeline = opts.pipeline()
+    if pipeline:
+        dump = (lambda name, g: stages.append((name, g))) if stages is not None else None
+        graph = run_pipeline(graph, pipeline, dump, verify_each=opts.verify_each)
+    elif opts.verify_each:
+        verify(graph)
+    return graph, tuple(stages or ())
 
 
 def _check_choice(kind: str, name: str, table: Mapping, program) -> None:
@@ -142,103 +166,6 @@ def _choose_message(program) -> str:
             f"({', '.join(sorted(program.ansatze))})")
 
 
-# ----------------------------------------------------------------------------- initialisers
-
-
-def _key_for(key, path: str):
-    """A key derived from ``key`` and the array's name, so names (not order) fix the values."""
-    import jax
-
-    if isinstance(key, (int, np.integer)):
-        key = jax.random.PRNGKey(int(key))
-    return jax.random.fold_in(key, zlib.crc32(path.encode()) & 0x7FFFFFFF)
-
-
-def _fans(shape, edges: tuple[int, int, int | None] | None = None) -> tuple[int, int]:
-    """Glorot fans of an array.
-
-    A per-edge array of a kan layer is seen as ``[out, in, *shape]`` (also when ``group g``
-    stores it as ``[g, *shape]``): fan_in = in * prod(shape), fan_out = out * prod(shape).
-    Any other array ``[out, in, *rest]`` likewise; a vector uses its length for both.
-    """
-    shape = tuple(shape)
-    if edges is not None:
-        out, inp, group = edges
-        per_edge = math.prod(shape[1:] if group is not None else shape[2:])
-        return inp * per_edge, out * per_edge
-    if len(shape) == 0:
-        return 1, 1
-    if len(shape) == 1:
-        return shape[0], shape[0]
-    rest = math.prod(shape[2:])
-    return shape[1] * rest, shape[0] * rest
-
-
-def init_array(spec, key, dtype, edges: tuple[int, int, int | None] | None = None):
-    """Draw one array of the parameter table from its initialiser.
-
-    Kinds: ``constant(v)``, ``zeros()``, ``ones()``, ``normal(mu, sigma)``, ``uniform(a, b)``,
-    ``xavier(gain=1)`` (Glorot uniform: U(-g a, g a), a = sqrt(6 / (fan_in + fan_out)), so the
-    variance is g^2 * 2 / (fan_in + fan_out)). ``edges`` = (out, in, group) marks a per-edge
-    array of a kan layer (see :func:`_fans`).
-    """
-    import jax
-    import jax.numpy as jnp
-
-    shape = tuple(spec.shape)
-    kind, a = spec.init.kind, tuple(spec.init.args)
-    if kind == "constant":
-        return jnp.full(shape, a[0], dtype)
-    if kind == "zeros":
-        return jnp.zeros(shape, dtype)
-    if kind == "ones":
-        return jnp.ones(shape, dtype)
-    k = _key_for(key, spec.path)
-    if kind == "normal":
-        mu = a[0] if a else 0.0
-        sigma = a[1] if len(a) > 1 else 1.0
-        return mu + sigma * jax.random.normal(k, shape, dtype)
-    if kind == "uniform":
-        lo, hi = a[:2] if len(a) >= 2 else (0.0, 1.0)
-        return jax.random.uniform(k, shape, dtype, lo, hi)
-    if kind == "xavier":
-        gain = a[0] if a else 1.0
-        fan_in, fan_out = _fans(shape, edges)
-        lim = gain * math.sqrt(6.0 / (fan_in + fan_out))
-        return jax.random.uniform(k, shape, dtype, -lim, lim)
-    raise QvafError(f"unknown initialiser {kind!r} for {spec.path}")
-
-
-_INIT_CACHE: dict[tuple, Any] = {}
-
-
-def _init_function(graph, table, dtype: str):
-    """A jitted ``key -> params`` for a parameter table (cached: one compilation per table)."""
-    from qvaf.compiler.ir import KanNode
-
-    edges = {}
-    for spec in table:
-        node = graph.nodes[spec.owner].get("op") if spec.owner in graph else None
-        if isinstance(node, KanNode) and spec.name in dict(node.kernel.params):
-            edges[spec.path] = (node.out_width, node.in_width, node.group)
-    cache_key = (tuple(table), tuple(sorted(edges.items())), dtype)
-    fn = _INIT_CACHE.get(cache_key)
-    if fn is None:
-        import jax
-        import jax.numpy as jnp
-
-        dt = jnp.dtype(dtype)
-
-        def init(key):
-            out: dict[str, dict[str, Any]] = {}
-            for spec in table:
-                out.setdefault(spec.owner, {})[spec.name] = init_array(spec, key, dt, edges.get(spec.path))
-            return out
-
-        fn = _INIT_CACHE[cache_key] = jax.jit(init)
-    return fn
-
-
 # ----------------------------------------------------------------------------- the compiled network
 
 
@@ -247,25 +174,41 @@ class Compiled:
 
     ``params`` is a plain dict of dicts, ``params[layer_id][name]``, e.g.
     ``params["layer0"]["theta"]``; :meth:`init` builds it and :attr:`trainable` marks which
-    arrays training updates (the others, like ``mask`` or random ``const`` arrays, are fixed).
+    arrays training updates. The others (``mask``, random ``const`` arrays) are fixed: the
+    network functions treat them as constants (``jax.lax.stop_gradient``), so their gradient
+    is exactly zero and a hand-written optax loop cannot move them.
+
+    The jitted functions derived from a model (its jitted ``apply``, training runners) are
+    kept on the model itself (:meth:`cached`, at most :data:`MEMO_SIZE`) and go when it goes.
     """
 
-    def __init__(self, graph, fns, *, backend, dtype, program=None, model_name=None, ansatz_overrides=None):
+    def __init__(self, graph, fns, *, options, program=None, model_name=None, ansatz_overrides=None, stages=()):
         from qvaf.compiler.backends._common import layer_order
 
         self.ir = graph
         self._fns = fns
-        self.backend = backend
-        self.dtype = dtype
+        self.options = options
         self.program = program
         self.model_name = model_name
         self.model_args = dict(graph.graph.get("model_args", {}) or {})
         self.ansatz_overrides = dict(ansatz_overrides) if ansatz_overrides else {}
         self.param_table = tuple(graph.graph.get("params", ()))
+        self.stages = tuple(stages)
         order = layer_order(graph)
         self.in_width = order[0][1].width
         self.out_width = order[-1][1].width
         self.layers = tuple(nid for nid, _ in order[1:-1])
+        self._fixed = frozenset((s.owner, s.name) for s in self.param_table if not s.trainable)
+        self._memo: collections.OrderedDict = collections.OrderedDict()
+
+    @property
+    def backend(self) -> str:
+        return self.options.backend
+
+    @property
+    def dtype(self) -> str:
+        """``"float32"`` or ``"float64"``."""
+        return self.options.dtype
 
     # -- parameters
 
@@ -274,16 +217,17 @@ class Compiled:
 
         Args:
             key: a ``jax.random`` key or an int seed. Each array's values depend on the key
-                and its name ``layer.name`` only.
+                and its name ``layer.name`` only, and are the same in float32 and float64 up
+                to rounding (they are drawn in float64 on the host, see :mod:`qvaf._init`).
         """
-        import jax
+        from qvaf._init import init_params
+        from qvaf.compiler.options import require_precision
 
         from qvaf._specs import check_key
 
         check_key(key)
-        if isinstance(key, (int, np.integer)):
-            key = jax.random.PRNGKey(int(key))
-        return _init_function(self.ir, self.param_table, self.dtype)(key)
+        require_precision(self.dtype)
+        return init_params(self.ir, self.param_table, self.dtype, key)
 
     @property
     def trainable(self) -> dict[str, dict[str, bool]]:
@@ -307,11 +251,12 @@ class Compiled:
 
     def apply(self, params, x):
         """The network output ``[B, out]`` for inputs ``x`` ``[B, in]`` (a single ``[in]``
-        sample gives ``[out]``). Pure: works under ``jax.jit``, ``grad`` and ``vmap``."""
+        sample gives ``[out]``). Pure: works under ``jax.jit``, ``grad`` and ``vmap``; fixed
+        arrays get zero gradient."""
         from qvaf._specs import check_input
 
         check_input(x)
-        return self._fns.apply(params, x)
+        return self._fns.apply(self._constants(params), x)
 
     def edge_values(self, params, x, layer_id: str | int):
         """Raw activations ``phi_oi(x_i)`` of every edge of a kan layer: ``[B, out, in]``.
@@ -319,14 +264,53 @@ class Compiled:
         ``layer_id`` is a layer name (``"layer0"``) or its position in :attr:`layers` (``0``;
         negative counts from the end).
         """
-        return self._fns.edge_values(params, x, layer_id=self.layer_name(layer_id))
+        return self._fns.edge_values(self._constants(params), x, layer_id=self.layer_name(layer_id))
 
     def layer_inputs(self, params, x) -> dict[str, Any]:
         """The input of every layer, ``{layer_id: [B, width]}``."""
-        return self._fns.layer_inputs(params, x)
+        return self._fns.layer_inputs(self._constants(params), x)
 
     def __call__(self, params, x):
         return self.apply(params, x)
+
+    def _constants(self, params):
+        """``params`` with every fixed array that is being traced behind ``stop_gradient``
+        (concrete arrays pass untouched: there is no gradient to stop)."""
+        from qvaf.compiler.options import require_precision
+
+        require_precision(self.dtype)
+        if not self._fixed or not isinstance(params, Mapping):
+            return params
+        import jax
+
+        out = dict(params)
+        for owner, name in self._fixed:
+            layer = params.get(owner)
+            if isinstance(layer, Mapping) and isinstance(layer.get(name), jax.core.Tracer):
+                out[owner] = {**out[owner], name: jax.lax.stop_gradient(layer[name])}
+        return out
+
+    # -- derived functions, kept on the model
+
+    def cached(self, key, build):
+        """``build()``, computed once per ``key`` for this model (the least recently used of
+        more than :data:`MEMO_SIZE` entries is dropped). For jitted functions derived from the
+        model, so that they live exactly as long as it does."""
+        if key in self._memo:
+            self._memo.move_to_end(key)
+            return self._memo[key]
+        value = build()
+        self._memo[key] = value
+        while len(self._memo) > MEMO_SIZE:
+            self._memo.popitem(last=False)
+        return value
+
+    @property
+    def jitted_apply(self):
+        """``jax.jit(self.apply)``, made once per model."""
+        import jax
+
+        return self.cached("jitted_apply", lambda: jax.jit(self.apply))
 
     def __repr__(self) -> str:
         name = self.model_name or "network"

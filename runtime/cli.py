@@ -82,6 +82,31 @@ def _show_warning(message, category, filename, lineno, file=None, line=None, *, 
     print(f"qvaf {command}: warning: {message}", file=sys.stderr)
 
 
+#: argument of each command that names a saved run, checkpoint or export directory
+_SAVED_RUN_ARG = {"eval": "checkpoint", "plot": "checkpoint", "export": "source", "cost": "source",
+                  "run": "export", "spectrum": "target", "formula": "checkpoint", "prune": "checkpoint"}
+
+
+def set_precision(args) -> None:
+    """Set JAX's 64-bit mode for this process, once, before the command runs (the library
+    never does): on when the command computes in float64, that is ``--dtype float64``, or a
+    saved run, checkpoint or hardware export whose model is float64."""
+    dtype = getattr(args, "dtype", None)
+    if dtype is None:
+        if args.command == "train" and getattr(args, "resume", False):
+            path = args.out
+        else:
+            path = getattr(args, _SAVED_RUN_ARG.get(args.command, ""), None)
+        if isinstance(path, str) and os.path.isdir(path):
+            from .run import saved_dtype
+
+            dtype = saved_dtype(path)
+    if dtype == "float64":
+        import jax
+
+        jax.config.update("jax_enable_x64", True)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one command; returns its exit status (0 ok, 1 check/fmt findings, 2 bad input)."""
     try:
@@ -115,6 +140,7 @@ def _main(argv) -> int:
         message = unknown_option_message(args.subcommands[args.command], extras)
         print(f"qvaf {args.command}: {message}", file=sys.stderr)
         return 2
+    set_precision(args)
     with warnings.catch_warnings():
         warnings.showwarning = lambda *a, **k: _show_warning(*a, **k, command=args.command)
         try:

@@ -124,7 +124,7 @@ def _spec_path(name: str) -> str:
         return bundled
     try:
         return find_spec(name)
-    except RunError:
+    except QvafError:
         raise RunError(f"no spec file or run directory '{name}' (and no bundled ansatz or model of that name)") from None
 
 

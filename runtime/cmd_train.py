@@ -51,7 +51,10 @@ def add_parser(subparsers) -> None:
     p.add_argument("--lbfgs-memory", type=int, help="L-BFGS history size (default 10)")
     p.add_argument("--extend", metavar="SCHEDULE", help="layer extension: reps:step,... e.g. 1:0,5:200,10:400")
     p.add_argument("--seed", type=int, help="seed of initialisation and batch order (default 0)")
-    p.add_argument("--dtype", choices=["float32", "float64"], help="compute dtype (default float32)")
+    from qvaf.compiler.options import DTYPES
+
+    p.add_argument("--dtype", choices=DTYPES, help="compute dtype (default float32; float64 turns JAX's 64-bit mode "
+                                                   "on for this process)")
     _add_data_flags(p)
     p.add_argument("--out", help="run directory (default runs/MODEL-TASK)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")

@@ -1,10 +1,10 @@
 """Layer extension: grow the number of data re-uploads of a trained network in place.
 
 ``extend(model, params, new_reps)`` recompiles the model with ``reps = new_reps`` and maps
-every array onto the new shapes. A dimension whose size changed is reps-dependent, of size
-``reps + k``: its first ``old_reps`` slots are copied, its last ``k`` slots (the final
-rotation after the last re-upload, for ``theta[reps + 1, 2]``) are copied to the end, and
-the new slots in between take the ansatz's ``grow`` value::
+every array onto the new shapes. The compiler records which axes of an array have size
+``reps + k`` (``ParamSpec.reps_axes``); along each, the first ``old_reps`` slots are copied,
+the last ``k`` slots (the final rotation after the last re-upload, for ``theta[reps + 1, 2]``)
+are copied to the end, and the new slots in between take the ansatz's ``grow`` value::
 
     old theta:  [t0, t1, t2 | tf]          (reps 3, k = 1)
     new theta:  [t0, t1, t2, g, g | tf]    (reps 5, g = grow value)
@@ -128,12 +128,13 @@ def _grow(old: np.ndarray, spec, old_reps: int, new_reps: int, ansatz: str) -> n
     if len(old.shape) != len(spec.shape):
         raise ExtendError(f"cannot extend {spec.path}: its rank changes with reps ({list(old.shape)} -> {list(spec.shape)})")
     pairs = []  # per dimension: list of (old slice, new slice)
+    reps_axes = dict(spec.reps_axes)
     for d, (a, b) in enumerate(zip(old.shape, spec.shape)):
         if a == b:
             pairs.append([(slice(None), slice(None))])
             continue
-        k = a - old_reps
-        if k < 0 or b - new_reps != k:
+        k = reps_axes.get(d)
+        if k is None or a - old_reps != k or b - new_reps != k:
             raise ExtendError(f"cannot extend {spec.path}: dimension {d} has size {a} at reps {old_reps} and {b} "
                               f"at reps {new_reps}, not reps + k; only [reps + k] dimensions can grow")
         pairs.append([(slice(0, old_reps), slice(0, old_reps))] + ([(slice(a - k, a), slice(b - k, b))] if k else []))

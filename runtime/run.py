@@ -52,6 +52,19 @@ def compile_model(spec_path: str, model_cfg: dict):
                         dtype=model_cfg.get("dtype", "float32"))
 
 
+def saved_dtype(path) -> str | None:
+    """The model dtype a saved run (or checkpoint) at ``path`` computes in, or None when it
+    cannot be read (the command that loads it reports why)."""
+    import json
+
+    try:
+        with open(os.path.join(C.resolve(path), "config.json"), encoding="utf-8") as fh:
+            dtype = json.load(fh)["model"].get("dtype")
+    except (QvafError, OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    return dtype if isinstance(dtype, str) else None
+
+
 def task_from_config(task_cfg: dict) -> Dataset:
     opts = {k: v for k, v in task_cfg.items() if k != "name"}
     return load_task(task_cfg["name"], **opts)
@@ -115,7 +128,7 @@ def train_run(spec: str, task: str | dict, config: TrainConfig | None, *, out: s
                              ansatz_overrides=reps_overrides(config), dtype=dtype)
         params = model.init(jax.random.PRNGKey(config.seed))
         state, log, train_cfg = None, None, config
-        run_config = {"model": model_config(model, main_rel, dtype), "task": _task_cfg(task),
+        run_config = {"model": model_config(model, main_rel, model.dtype), "task": _task_cfg(task),
                       "train": config.to_json()}
 
     def on_checkpoint(st, mdl, lg):

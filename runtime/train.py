@@ -6,15 +6,21 @@ the same way. Arrays whose ``trainable`` flag is False (masks, fixed pre-process
 split off before the optimizer sees the parameters, so they are never updated and carry no
 optimizer state.
 
-Steps run in chunks inside one jitted ``lax.fori_loop`` (no host round trip per step); the
-minibatch of step ``t`` is slice ``t mod E`` of the permutation drawn from
-``fold_in(key, t // E)`` (E = batches per epoch), so batches depend only on the seed and the
-step number, and a resumed run sees exactly the batches an uninterrupted one would.
+Steps run in chunks inside one jitted ``lax.fori_loop`` (no host round trip per step), on
+batches that depend only on the seed and the step number (:mod:`qvaf.runtime.steps`), so a
+resumed run sees exactly the batches an uninterrupted one would.
 
 Phases: the optimizer and the number of re-uploads may change at given steps
 (``optimizer="adam:0,lbfgs:400"``, ``extend="1:0,3:200"``). At each such boundary the model
 is extended (:mod:`qvaf.runtime.extend`) and the optimizer state is initialised afresh; the
 learning-rate schedule runs on the global step.
+
+Precision: the loop computes in the parameters' dtype with explicit dtypes throughout (the
+optimizers' scalars too, :mod:`qvaf.runtime.optimizers`), so a float32 run gives the same
+losses bit for bit whether JAX's 64-bit mode is on or off; it never changes that mode.
+
+Compiled chunk runners are kept on the model (``Compiled.cached``), so several fits of one
+model (seeds, restarts) compile once; a model without that method gets fresh runners.
 
 Example::
 
@@ -34,27 +40,12 @@ from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
-from qvaf.dsl.errors import QvafError
-
 from . import metrics as M
+from .optimizers import FULL_BATCH, learning_rate, make_optimizer
+from .steps import TrainError, _runner, evaluate, jit_apply, merge, model_dtype, partition, predict  # noqa: F401
 
 OPTIMIZERS = ("adam", "adamw", "lbfgs", "lm")
-#: optimizers that take no learning rate and always train full batch
-FULL_BATCH = ("lbfgs", "lm")
 SCHEDULES = ("constant", "cosine", "warmup_cosine", "exponential")
-DEFAULT_LR = {"adam": 1e-2, "adamw": 1e-2}
-
-
-class TrainError(QvafError):
-    """A bad training configuration, or a run that cannot continue.
-
-    ``field`` names the :class:`TrainConfig` field a configuration error is about (its
-    message then starts with that name), so the CLI can name its flag instead.
-    """
-
-    def __init__(self, message: str, field: str | None = None):
-        super().__init__(message)
-        self.field = field
 
 
 # ----------------------------------------------------------------------------- configuration
@@ -268,56 +259,6 @@ def _checked_type(name: str, annotation: str, value):
     raise TrainError(f"{name} must be {want}, got {value!r} ({type(value).__name__}){hint}", field=name)
 
 
-# ----------------------------------------------------------------------------- optimizer
-
-
-def learning_rate(config: TrainConfig, step: int) -> float:
-    """The schedule's learning rate at global ``step`` (0 for L-BFGS phases)."""
-    return float(_schedule_fn(config)(step))
-
-
-def _schedule_fn(config: TrainConfig):
-    import optax
-
-    lr = config.lr if config.lr is not None else 1e-2
-    if config.schedule == "constant":
-        return optax.constant_schedule(lr)
-    if config.schedule == "cosine":
-        return optax.cosine_decay_schedule(lr, config.steps, alpha=0.01)
-    if config.schedule == "warmup_cosine":
-        return optax.warmup_cosine_decay_schedule(0.0, lr, config.warmup_steps, config.steps, end_value=0.01 * lr)
-    return optax.exponential_decay(lr, config.steps, config.decay_rate)
-
-
-def make_optimizer(config: TrainConfig, name: str, phase_start: int):
-    """The optax transformation for one phase; its schedule reads the global step
-    ``phase_start + count``."""
-    import optax
-
-    if name == "lbfgs":
-        return optax.lbfgs(memory_size=config.lbfgs_memory)
-    if name == "lm":
-        return _LMInit()
-    base = _schedule_fn(config)
-
-    def sched(count):
-        return base(count + phase_start)
-
-    opt = optax.adam(sched) if name == "adam" else optax.adamw(sched, weight_decay=config.weight_decay)
-    if config.clip_norm is not None:
-        opt = optax.chain(optax.clip_by_global_norm(config.clip_norm), opt)
-    return opt
-
-
-class _LMInit:
-    """Levenberg-Marquardt has no optax transformation; this gives its state like one."""
-
-    def init(self, params):
-        from . import lm
-
-        return lm.init(model_dtype(params))
-
-
 # ----------------------------------------------------------------------------- state
 
 
@@ -361,30 +302,13 @@ class FitResult:
         return self.state.params
 
 
-def partition(params, trainable):
-    """Split a parameter pytree into (trainable leaves, fixed leaves, treedef, mask)."""
-    import jax
-
-    leaves, treedef = jax.tree_util.tree_flatten(params)
-    try:
-        mask = [bool(m) for m in treedef.flatten_up_to(trainable)]
-    except (ValueError, TypeError) as exc:
-        raise TrainError(f"the trainable mask does not match the parameter structure ({exc})") from None
-    return ([p for p, m in zip(leaves, mask) if m], [p for p, m in zip(leaves, mask) if not m], treedef, mask)
-
-
-def merge(train_leaves, fixed_leaves, treedef, mask):
-    """Inverse of :func:`partition`."""
-    it_t, it_f = iter(train_leaves), iter(fixed_leaves)
-    return treedef.unflatten([next(it_t) if m else next(it_f) for m in mask])
-
-
 def init_opt_state(model, params, config: TrainConfig, step: int = 0):
     """A fresh optimizer state for the phase in force at ``step`` (what checkpoints fill).
 
-    Floating leaves take the model's dtype and every leaf is a committed (not weakly typed)
-    array, so the state has the same types before and after an update: one compiled step
-    serves the whole phase, and a restored state runs the very same program.
+    Floating leaves take the model's dtype, signed integer leaves (step counters) int32, and
+    every leaf is a committed (not weakly typed) array, so the state has the same types before
+    and after an update, with JAX's 64-bit mode on or off: one compiled step serves the whole
+    phase, and a restored state runs the very same program.
     """
     import jax
     import jax.numpy as jnp
@@ -392,11 +316,13 @@ def init_opt_state(model, params, config: TrainConfig, step: int = 0):
     phase_start, opt_name, _ = config.phase_at(step)
     tl, _, _, _ = partition(params, model.trainable)
     dtype = model_dtype(params)
-    state = make_optimizer(config, opt_name, phase_start).init(tl)
+    state = make_optimizer(config, opt_name, phase_start, dtype=dtype).init(tl)
 
     def canonical(a):
         a = jnp.asarray(a)
-        return jnp.array(a, dtype=dtype if jnp.issubdtype(a.dtype, jnp.floating) else a.dtype)
+        if jnp.issubdtype(a.dtype, jnp.floating):
+            return jnp.array(a, dtype=dtype)
+        return jnp.array(a, dtype=jnp.int32 if jnp.issubdtype(a.dtype, jnp.signedinteger) else a.dtype)
 
     return jax.tree_util.tree_map(canonical, state)
 
@@ -409,147 +335,228 @@ def init_state(model, params, config: TrainConfig) -> TrainState:
     return TrainState(0, params, init_opt_state(model, params, config, 0), key, 0, params, None, 0, 0)
 
 
-def model_dtype(params):
-    import jax
-    import jax.numpy as jnp
-
-    floats = [p.dtype for p in jax.tree_util.tree_leaves(params) if jnp.issubdtype(p.dtype, jnp.floating)]
-    return jnp.result_type(*floats) if floats else jnp.float32
-
-
-# ----------------------------------------------------------------------------- the jitted chunk
-
-
-_RUNNERS: dict = {}  # compiled chunk runners, reused by later fits of the same model and options
-_RUNNER_CACHE_SIZE = 8
-
-
-def _runner(model, params, config: TrainConfig, opt_name: str, phase_start: int, loss_name: str, n_train: int):
-    """:func:`_make_runner`, cached so that several fits of one model (seeds, restarts) compile once."""
-    import jax
-
-    fields = dataclasses.replace(config, seed=0, eval_every=1, patience=None, checkpoint_every=None,
-                                 extend=None, top_k=1, optimizer="adam")
-    if opt_name in FULL_BATCH or config.schedule == "constant":  # the step count does not matter
-        fields = dataclasses.replace(fields, steps=1)
-    shapes = tuple((tuple(np.shape(a)), str(np.asarray(a).dtype) if not hasattr(a, "dtype") else str(a.dtype))
-                   for a in jax.tree_util.tree_leaves(params))
-    key = (id(model), fields, opt_name, phase_start, loss_name, n_train,
-           jax.tree_util.tree_structure(params), shapes)
-    hit = _RUNNERS.get(key)
-    if hit is not None and hit[0] is model:
-        return hit[1:]
-    made = _make_runner(model, params, config, opt_name, phase_start, loss_name, n_train)
-    if len(_RUNNERS) >= _RUNNER_CACHE_SIZE:
-        _RUNNERS.pop(next(iter(_RUNNERS)))
-    _RUNNERS[key] = (model, *made)  # holding the model keeps its id from being reused
-    return made
-
-
-def _make_runner(model, params, config: TrainConfig, opt_name: str, phase_start: int, loss_name: str,
-                 n_train: int):
-    """Jitted ``run(train_leaves, fixed, opt_state, key, start, n, x, y)`` doing ``n`` steps,
-    jitted ``next_loss(train_leaves, fixed, key, t, x, y)``, and the batch size."""
-    import jax
-    import jax.flatten_util
-    import jax.numpy as jnp
-    import optax
-
-    _, _, treedef, mask = partition(params, model.trainable)
-    loss_f = M.loss_function(loss_name)
-    opt = make_optimizer(config, opt_name, phase_start)
-    dtype = model_dtype(params)
-    full = opt_name in FULL_BATCH or config.batch_size is None or config.batch_size >= n_train
-    batch = n_train if full else int(config.batch_size)
-    per_epoch = max(1, n_train // batch)
-    apply = model.apply
-
-    def objective(tl, fl, xb, yb):
-        return loss_f(apply(merge(tl, fl, treedef, mask), xb), yb)
-
-    def batch_at(key, t, x, y):
-        if full:
-            return x, y
-        perm = jax.random.permutation(jax.random.fold_in(key, t // per_epoch), n_train)
-        idx = jax.lax.dynamic_slice(perm, ((t % per_epoch) * batch,), (batch,))
-        return x[idx], y[idx]
-
-    def next_loss(tl, fl, key, t, x, y):
-        """The loss step ``t`` would compute (checked before a checkpoint is written)."""
-        if opt_name in FULL_BATCH:
-            return objective(tl, fl, x, y)
-        xb, yb = batch_at(key, t, x, y)
-        return objective(tl, fl, xb, yb)
-
-    def run(tl, fl, opt_state, key, start, n, x, y):
-        def body(i, carry):
-            tl, os, losses = carry
-            if opt_name == "lbfgs":
-                def f(p):
-                    return objective(p, fl, x, y)
-
-                value, grad = optax.value_and_grad_from_state(f)(tl, state=os)
-                updates, os = opt.update(grad, os, tl, value=value, grad=grad, value_fn=f)
-            elif opt_name == "lm":
-                from . import lm
-
-                flat, unravel = jax.flatten_util.ravel_pytree(tl)
-
-                def predict(v, xb):
-                    return apply(merge(unravel(v), fl, treedef, mask), xb)
-
-                new, os, value = lm.step(flat, os, lambda v, x1: predict(v, x1[None])[0], predict, x, y)
-                return unravel(new), os, losses.at[i].set(value.astype(losses.dtype))
-            else:
-                xb, yb = batch_at(key, start + i, x, y)
-                value, grad = jax.value_and_grad(objective)(tl, fl, xb, yb)
-                updates, os = opt.update(grad, os, tl)
-            tl = optax.apply_updates(tl, updates)
-            return tl, os, losses.at[i].set(value.astype(losses.dtype))
-
-        losses = jnp.full((config.log_every,), jnp.nan, dtype)
-        return jax.lax.fori_loop(0, n, body, (tl, opt_state, losses))
-
-    return jax.jit(run), jax.jit(next_loss), batch
-
-
-# ----------------------------------------------------------------------------- evaluation
-
-
-_APPLY: dict = {}
-
-
-def jit_apply(model):
-    """``jax.jit(model.apply)``, one per model (reused across fits and evaluations)."""
-    import jax
-
-    hit = _APPLY.get(id(model))
-    if hit is not None and hit[0] is model:
-        return hit[1]
-    if len(_APPLY) >= _RUNNER_CACHE_SIZE:
-        _APPLY.pop(next(iter(_APPLY)))
-    fn = jax.jit(model.apply)
-    _APPLY[id(model)] = (model, fn)
-    return fn
-
-
-def predict(model, params, x, *, batch: int = 8192, apply_jit=None) -> np.ndarray:
-    """Model outputs for ``x`` (numpy in, numpy out), evaluated in batches."""
-    import jax
-    import jax.numpy as jnp
-
-    f = apply_jit or jit_apply(model)
-    dtype = model_dtype(params)
-    outs = [np.asarray(f(params, jnp.asarray(x[i:i + batch], dtype))) for i in range(0, len(x), batch)]
-    return np.concatenate(outs) if outs else np.zeros((0, 1))
-
-
-def evaluate(model, params, x, y, kind: str, *, top_k: int = 5, apply_jit=None) -> dict[str, float]:
-    """All metrics of ``kind`` for the model on (x, y)."""
-    return M.metrics_for(kind, predict(model, params, x, apply_jit=apply_jit), y, top_k)
-
-
 # ----------------------------------------------------------------------------- the loop
+
+
+def fit(model, params, dataset, config: TrainConfig | dict | None = None, *, state: TrainState | None = None,
+        log: RunLog | None = None, extender: Callable | None = None,
+        on_checkpoint: Callable | None = None, on_record: Callable[[dict], None] | None = None,
+        progress: bool = False) -> FitResult:
+    """Train ``model`` on ``dataset`` from ``params`` (or continue from ``state``).
+
+    Before anything runs, the memory of a train step is estimated
+    (:func:`qvaf.runtime.memory.check_train_memory`): a :class:`~qvaf.runtime.memory.MemoryWarning`
+    above 2 GiB, a :class:`TrainError` naming the widest layer when it exceeds the device.
+
+    Args:
+        model: has ``apply(params, x) -> y`` and ``trainable`` (a bool pytree like params).
+        params: initial parameters (ignored when ``state`` is given).
+        dataset: a :class:`qvaf.runtime.data.Dataset`, or a task name (``"toy_expsin"``,
+            loaded with :func:`qvaf.runtime.data.load_task`).
+        config: the :class:`TrainConfig`, a dict of its fields, or None (the defaults).
+        state, log: a restored run to continue (``--resume``).
+        extender: ``extender(model, params, reps) -> (model, params)``, required when
+            ``config.extend`` is set (defaults to :func:`qvaf.runtime.extend.extend`).
+        on_checkpoint: ``on_checkpoint(state, model, log)`` at every checkpoint step.
+        on_record: called with each history record (after each evaluation).
+        progress: show a tqdm bar on stderr (only when stderr is a terminal).
+
+    Returns:
+        A :class:`FitResult`; ``stop_reason`` is ``"steps"``, ``"early_stopping"`` or ``"nan"``.
+    """
+    from .memory import check_train_memory
+
+    model, params, dataset, config = _fit_arguments(model, params, dataset, config, state)
+    n_train = len(dataset.x_train)
+    full = any(o in FULL_BATCH for _, o in config.optimizer_phases()) or config.batch_size is None
+    check_train_memory(model, n_train if full else min(config.batch_size, n_train), n_train)
+    loss_name = _check_task(model, params if state is None else state.params, dataset, config)
+    if config.extend and extender is None:
+        from .extend import extend as extender
+    if state is None and config.extend:
+        model, params = _starting_reps(model, params, config, extender)
+    state = state if state is not None else init_state(model, params, config)
+    loop = _Loop(model, dataset, config, loss_name, state, log if log is not None else RunLog(), extender,
+                 on_checkpoint, on_record)
+    return loop.run(_progress_bar(config.steps, state.step, progress))
+
+
+def _check_task(model, params, dataset, config: TrainConfig) -> str:
+    """The loss to train with, after checking that it, the optimizers and early stopping fit the task."""
+    loss_name = config.loss or M.default_loss(dataset.kind)
+    if M.LOSSES[loss_name] != dataset.kind:
+        raise TrainError(f"loss '{loss_name}' does not fit the {dataset.kind} task '{dataset.name}'")
+    if config.patience is not None and len(dataset.x_val) == 0:
+        raise TrainError("early stopping needs a validation split; the task has none")
+    if any(o == "lm" for _, o in config.optimizer_phases()):
+        _check_lm(model, params, dataset, loss_name)
+    return loss_name
+
+
+def _starting_reps(model, params, config: TrainConfig, extender):
+    """The model at the extension schedule's reps for step 0, after checking that the
+    schedule's largest reps can be reached (refused now, not after hours of training)."""
+    model, params = _apply_phase(model, params, config.phase_at(0)[2], extender)
+    later = [r for s, r in config.extend_schedule() if s > 0]
+    if later:
+        _apply_phase(model, params, max(later), extender)
+    return model, params
+
+
+class _Loop:
+    """One training run in chunks of jitted steps: between chunks it switches phases,
+    stops on a non-finite loss, evaluates, stops early and checkpoints."""
+
+    def __init__(self, model, dataset, config: TrainConfig, loss_name: str, state: TrainState, log: RunLog,
+                 extender, on_checkpoint, on_record):
+        import jax.numpy as jnp
+
+        self.model, self.dataset, self.config, self.loss_name = model, dataset, config, loss_name
+        self.state, self.log, self.extender = state, log, extender
+        self.on_checkpoint, self.on_record = on_checkpoint, on_record
+        _check_shapes(model, state.params, dataset)
+        dtype = model_dtype(state.params)
+        self.x = jnp.asarray(dataset.x_train, dtype)
+        self.y = jnp.asarray(dataset.y_train, dtype if dataset.kind == "regression" else jnp.int32)
+        self.metric_name = M.METRIC_OF_KIND[dataset.kind][0]
+        self.ckpt_every = config.checkpoint_every or config.eval_every
+        self.apply_jit = jit_apply(model)
+        self.runner = self.next_loss = self.batch = None
+        self.prev_good = state
+        self.stop_reason, self.message = "steps", ""
+        self.t_mark, self.samples, self.window = time.perf_counter(), 0, []
+
+    def run(self, bar) -> FitResult:
+        config = self.config
+        try:
+            while self.state.step < config.steps:
+                reps = self.enter_phase()
+                nxt = self.chunk_end()
+                tl, fl, opt_state, losses = self.train_chunk(nxt - self.state.step)
+                if self.stopped_by_nan(losses):
+                    break
+                self.advance(nxt, tl, fl, opt_state, losses, bar)
+                if self.due(nxt, config.eval_every) and self.evaluate(nxt, reps, bar):
+                    break
+                if self.on_checkpoint is not None and self.due(nxt, self.ckpt_every):
+                    self.checkpoint(tl, fl, nxt)
+        finally:
+            if bar is not None:
+                bar.close()
+        if self.stop_reason == "early_stopping" and self.on_checkpoint is not None:
+            self.on_checkpoint(self.state, self.model, self.log)
+        return FitResult(self.state, self.model, self.log, self.stop_reason, self.message)
+
+    def due(self, step: int, every: int) -> bool:
+        return step % every == 0 or step == self.config.steps
+
+    def enter_phase(self) -> int | None:
+        """At a phase boundary: extend the model, start a fresh optimizer state and get the
+        phase's compiled runner. Returns the phase's reps (None without an extension schedule)."""
+        state, config = self.state, self.config
+        phase_start, opt_name, reps = config.phase_at(state.step)
+        if phase_start == state.phase_start and self.runner is not None:
+            return reps
+        if phase_start != state.phase_start:
+            self.model, params = _apply_phase(self.model, state.params, reps, self.extender)
+            reset = ({"best_params": params, "best_metric": None, "best_step": state.step, "stale": 0}
+                     if params is not state.params else {})
+            self.state = state._replace(params=params, phase_start=phase_start,
+                                        opt_state=init_opt_state(self.model, params, config, state.step), **reset)
+            self.apply_jit = jit_apply(self.model)
+            _check_shapes(self.model, self.state.params, self.dataset)
+        self.runner, self.next_loss, self.batch = _runner(self.model, self.state.params, config, opt_name,
+                                                          phase_start, self.loss_name, len(self.dataset.x_train))
+        return reps
+
+    def chunk_end(self) -> int:
+        """The step the next chunk ends at: the next phase boundary, log, evaluation or
+        checkpoint step, or the end."""
+        step, config = self.state.step, self.config
+        every = (config.log_every, config.eval_every, self.ckpt_every)
+        return min([config.steps] + [b for b in config.boundaries() if b > step]
+                   + [(step // p + 1) * p for p in every])
+
+    def train_chunk(self, n: int):
+        """``n`` steps from the current state: ``(trainable leaves, fixed leaves, optimizer
+        state, the n losses as float64)``."""
+        import jax.numpy as jnp
+
+        state = self.state
+        tl, fl, _, _ = partition(state.params, self.model.trainable)
+        tl, opt_state, losses = self.runner(tl, fl, state.opt_state, state.key, jnp.int32(state.step),
+                                            jnp.int32(n), self.x, self.y)
+        return tl, fl, opt_state, np.asarray(losses[:n], np.float64)
+
+    def stopped_by_nan(self, losses) -> bool:
+        """On a non-finite loss: stop with the state before it and say where and why."""
+        bad = np.flatnonzero(~np.isfinite(losses))
+        if not len(bad):
+            return False
+        state = self.state
+        good = state if bad[0] > 0 else self.prev_good
+        self.stop_reason = "nan"
+        self.message = (f"loss is {losses[bad[0]]} at step {state.step + int(bad[0])}; stopped. Parameters are "
+                        f"those at step {good.step}" + ("; the last checkpoint is kept" if self.on_checkpoint else "")
+                        + _domain_hint(self.model))
+        self.state = good
+        return True
+
+    def advance(self, nxt: int, tl, fl, opt_state, losses, bar) -> None:
+        self.prev_good = self.state
+        _, _, treedef, mask = partition(self.state.params, self.model.trainable)
+        self.state = self.state._replace(step=nxt, params=merge(tl, fl, treedef, mask), opt_state=opt_state)
+        self.log.losses.extend(losses.tolist())
+        self.window.extend(losses.tolist())
+        self.samples += len(losses) * self.batch
+        if bar is not None:
+            bar.update(len(losses))
+
+    def record(self, step: int) -> dict:
+        """The history record at ``step``: mean training loss since the last one, learning
+        rate, throughput and the validation metrics."""
+        config, dataset = self.config, self.dataset
+        now = time.perf_counter()
+        rec = {"step": step, "train_loss": float(np.mean(self.window)) if self.window else float("nan"),
+               "lr": learning_rate(config, step - 1) if config.phase_at(step - 1)[1] not in FULL_BATCH else 0.0,
+               "samples_per_s": self.samples / max(now - self.t_mark, 1e-9)}
+        if len(dataset.x_val):
+            ev = evaluate(self.model, self.state.params, dataset.x_val, dataset.y_val, dataset.kind,
+                          top_k=config.top_k, apply_jit=self.apply_jit)
+            rec.update({f"val_{k}": v for k, v in ev.items()})
+        self.t_mark, self.samples, self.window = time.perf_counter(), 0, []
+        return rec
+
+    def evaluate(self, nxt: int, reps, bar) -> bool:
+        """Record, report and apply early stopping; True when the run stops here."""
+        rec = self.record(nxt)
+        if reps is not None:
+            rec["reps"] = reps
+        self.log.history.append(rec)
+        self.state, stop = _early_stopping(self.state, rec.get(f"val_{self.metric_name}"), self.dataset.kind,
+                                           self.config)
+        if bar is not None:
+            bar.set_postfix({"loss": f"{rec['train_loss']:.3g}",
+                             self.metric_name: f"{rec.get('val_' + self.metric_name, float('nan')):.4g}",
+                             "samples/s": f"{rec['samples_per_s']:.3g}"})
+        if self.on_record is not None:
+            self.on_record(rec)
+        if not stop:
+            return False
+        state = self.state
+        self.stop_reason = "early_stopping"
+        self.message = (f"early stopping at step {nxt}: no better validation {self.metric_name} in "
+                        f"{self.config.patience} evaluations; best {state.best_metric:.6g} at step {state.best_step}")
+        self.state = state._replace(params=state.best_params)
+        return True
+
+    def checkpoint(self, tl, fl, nxt: int) -> None:
+        """Checkpoint a state that can go on: finite weights and a finite next loss."""
+        import jax.numpy as jnp
+
+        if _all_finite(self.state.params) and np.isfinite(float(self.next_loss(
+                tl, fl, self.state.key, jnp.int32(nxt), self.x, self.y))):
+            self.on_checkpoint(self.state, self.model, self.log)
 
 
 def _check_shapes(model, params, dataset):
@@ -581,186 +588,6 @@ def _all_finite(tree) -> bool:
 
     return all(bool(np.all(np.isfinite(np.asarray(p)))) for p in jax.tree_util.tree_leaves(tree)
                if np.asarray(p).dtype.kind == "f")
-
-
-def fit(model, params, dataset, config: TrainConfig | dict | None = None, *, state: TrainState | None = None,
-        log: RunLog | None = None, extender: Callable | None = None,
-        on_checkpoint: Callable | None = None, on_record: Callable[[dict], None] | None = None,
-        progress: bool = False) -> FitResult:
-    """Train ``model`` on ``dataset``; see :func:`_fit` for the arguments.
-
-    ``dataset`` may also be a task name (``"toy_expsin"``, loaded with
-    :func:`qvaf.runtime.data.load_task`) and ``config`` a dict of :class:`TrainConfig` fields
-    or None (the defaults).
-
-    Before anything runs, the memory of a train step is estimated
-    (:func:`qvaf.runtime.memory.check_train_memory`): a :class:`~qvaf.runtime.memory.MemoryWarning`
-    above 2 GiB, a :class:`TrainError` naming the widest layer when it exceeds the device.
-
-    A float32 model trains with JAX's 64-bit mode switched off for the duration, whatever the
-    global flag says (``import catalyst`` switches it on): optax derives some scalars (Adam's
-    bias correction, schedules) from the step count in the default float type, so without this
-    the same seed would give different losses in a process where 64-bit mode is on.
-    """
-    import contextlib
-
-    import jax
-
-    from .memory import check_train_memory
-
-    model, params, dataset, config = _fit_arguments(model, params, dataset, config, state)
-    n_train = len(dataset.x_train)
-    full = any(o in FULL_BATCH for _, o in config.optimizer_phases()) or config.batch_size is None
-    check_train_memory(model, n_train if full else min(config.batch_size, n_train), n_train)
-    leaves = jax.tree_util.tree_leaves(state.params if state is not None else params)
-    kinds = {np.dtype(getattr(a, "dtype", np.float64)) for a in leaves if np.dtype(getattr(a, "dtype", np.float64)).kind == "f"}
-    if kinds == {np.dtype(np.float32)}:
-        from jax.experimental import disable_x64
-
-        scope = disable_x64()
-    else:
-        scope = contextlib.nullcontext()
-    with scope:
-        return _fit(model, params, dataset, config, state=state, log=log, extender=extender,
-                    on_checkpoint=on_checkpoint, on_record=on_record, progress=progress)
-
-
-def _fit(model, params, dataset, config: TrainConfig, *, state: TrainState | None = None,
-         log: RunLog | None = None, extender: Callable | None = None,
-         on_checkpoint: Callable | None = None, on_record: Callable[[dict], None] | None = None,
-         progress: bool = False) -> FitResult:
-    """Train ``model`` on ``dataset`` from ``params`` (or continue from ``state``).
-
-    Args:
-        model: has ``apply(params, x) -> y`` and ``trainable`` (a bool pytree like params).
-        params: initial parameters (ignored when ``state`` is given).
-        dataset: a :class:`qvaf.runtime.data.Dataset`.
-        config: the :class:`TrainConfig`.
-        state, log: a restored run to continue (``--resume``).
-        extender: ``extender(model, params, reps) -> (model, params)``, required when
-            ``config.extend`` is set (defaults to :func:`qvaf.runtime.extend.extend`).
-        on_checkpoint: ``on_checkpoint(state, model, log)`` at every checkpoint step.
-        on_record: called with each history record (after each evaluation).
-        progress: show a tqdm bar on stderr (only when stderr is a terminal).
-
-    Returns:
-        A :class:`FitResult`; ``stop_reason`` is ``"steps"``, ``"early_stopping"`` or ``"nan"``.
-    """
-    import jax
-    import jax.numpy as jnp
-
-    loss_name = config.loss or M.default_loss(dataset.kind)
-    if M.LOSSES[loss_name] != dataset.kind:
-        raise TrainError(f"loss '{loss_name}' does not fit the {dataset.kind} task '{dataset.name}'")
-    if config.patience is not None and len(dataset.x_val) == 0:
-        raise TrainError("early stopping needs a validation split; the task has none")
-    if any(o == "lm" for _, o in config.optimizer_phases()):
-        _check_lm(model, params if state is None else state.params, dataset, loss_name)
-    if config.extend and extender is None:
-        from .extend import extend as extender
-    metric_name = M.METRIC_OF_KIND[dataset.kind][0]
-    if state is None and config.extend:  # the schedule's entry at step 0 sets the starting reps
-        model, params = _apply_phase(model, params, config.phase_at(0)[2], extender)
-        later = [r for s, r in config.extend_schedule() if s > 0]
-        if later:  # refuse an impossible schedule now, not after hours of training
-            _apply_phase(model, params, max(later), extender)
-    state = state if state is not None else init_state(model, params, config)
-    log = log if log is not None else RunLog()
-    _check_shapes(model, state.params, dataset)
-    dtype = model_dtype(state.params)
-    ydtype = dtype if dataset.kind == "regression" else jnp.int32
-    x, y = jnp.asarray(dataset.x_train, dtype), jnp.asarray(dataset.y_train, ydtype)
-    n_train = len(dataset.x_train)
-    apply_jit = jit_apply(model)
-    runner = next_loss = batch = None
-    ckpt_every = config.checkpoint_every or config.eval_every
-    prev_good = state
-    bar = _progress_bar(config.steps, state.step, progress)
-    t_mark, samples = time.perf_counter(), 0
-    window: list[float] = []
-    stop_reason, message = "steps", ""
-
-    def record(step):
-        nonlocal t_mark, samples, window
-        now = time.perf_counter()
-        rec = {"step": step, "train_loss": float(np.mean(window)) if window else float("nan"),
-               "lr": learning_rate(config, step - 1) if config.phase_at(step - 1)[1] not in FULL_BATCH else 0.0,
-               "samples_per_s": samples / max(now - t_mark, 1e-9)}
-        if len(dataset.x_val):
-            ev = evaluate(model, state.params, dataset.x_val, dataset.y_val, dataset.kind,
-                          top_k=config.top_k, apply_jit=apply_jit)
-            rec.update({f"val_{k}": v for k, v in ev.items()})
-        t_mark, samples, window = time.perf_counter(), 0, []
-        return rec
-
-    try:
-        while state.step < config.steps:
-            phase_start, opt_name, reps = config.phase_at(state.step)
-            if phase_start != state.phase_start or runner is None:
-                if phase_start != state.phase_start:
-                    model, params2 = _apply_phase(model, state.params, reps, extender)
-                    state = state._replace(
-                        params=params2, phase_start=phase_start,
-                        opt_state=init_opt_state(model, params2, config, state.step),
-                        **({"best_params": params2, "best_metric": None, "best_step": state.step, "stale": 0}
-                           if params2 is not state.params else {}))
-                    apply_jit = jit_apply(model)
-                    _check_shapes(model, state.params, dataset)
-                runner, next_loss, batch = _runner(model, state.params, config, opt_name, phase_start, loss_name, n_train)
-            nxt = min([config.steps] + [b for b in config.boundaries() if b > state.step]
-                      + [(state.step // p + 1) * p for p in (config.log_every, config.eval_every, ckpt_every)])
-            n = nxt - state.step
-            tl, fl, _, _ = partition(state.params, model.trainable)
-            tl, opt_state, losses = runner(tl, fl, state.opt_state, state.key, jnp.int32(state.step),
-                                           jnp.int32(n), x, y)
-            losses = np.asarray(losses[:n], np.float64)
-            bad = np.flatnonzero(~np.isfinite(losses))
-            if len(bad):
-                at = state.step + int(bad[0])
-                good = state if bad[0] > 0 else prev_good
-                stop_reason = "nan"
-                message = (f"loss is {losses[bad[0]]} at step {at}; stopped. Parameters are those at "
-                           f"step {good.step}" + ("; the last checkpoint is kept" if on_checkpoint else "")
-                           + _domain_hint(model))
-                state = good
-                break
-            prev_good = state
-            _, _, treedef, mask = partition(state.params, model.trainable)
-            state = state._replace(step=nxt, params=merge(tl, fl, treedef, mask), opt_state=opt_state)
-            log.losses.extend(losses.tolist())
-            window.extend(losses.tolist())
-            samples += n * batch
-            if bar is not None:
-                bar.update(n)
-            if nxt % config.eval_every == 0 or nxt == config.steps:
-                rec = record(nxt)
-                if reps is not None:
-                    rec["reps"] = reps
-                log.history.append(rec)
-                state, stop = _early_stopping(state, rec.get(f"val_{metric_name}"), dataset.kind, config)
-                if bar is not None:
-                    bar.set_postfix({"loss": f"{rec['train_loss']:.3g}",
-                                     metric_name: f"{rec.get('val_' + metric_name, float('nan')):.4g}",
-                                     "samples/s": f"{rec['samples_per_s']:.3g}"})
-                if on_record is not None:
-                    on_record(rec)
-                if stop:
-                    stop_reason = "early_stopping"
-                    message = (f"early stopping at step {nxt}: no better validation {metric_name} in "
-                               f"{config.patience} evaluations; best {state.best_metric:.6g} at step {state.best_step}")
-                    state = state._replace(params=state.best_params)
-                    break
-            if on_checkpoint is not None and (nxt % ckpt_every == 0 or nxt == config.steps):
-                # only a state that can go on is worth keeping: finite weights and next loss
-                if _all_finite(state.params) and np.isfinite(float(next_loss(
-                        tl, fl, state.key, jnp.int32(nxt), x, y))):
-                    on_checkpoint(state, model, log)
-    finally:
-        if bar is not None:
-            bar.close()
-    if stop_reason == "early_stopping" and on_checkpoint is not None:
-        on_checkpoint(state, model, log)
-    return FitResult(state, model, log, stop_reason, message)
 
 
 def _fit_arguments(model, params, dataset, config, state):

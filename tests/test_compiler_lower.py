@@ -243,7 +243,7 @@ def test_bad_model_and_ansatz_arguments():
         lower_model(spec("models/digits.qvaf"), "digits", {"width": 3})
     with pytest.raises(QvafError, match="'hidden' is an int"):
         lower_model(spec("models/digits.qvaf"), "digits", {"hidden": "z"})
-    with pytest.raises(CompileError, match="dimension of 'theta' is 0") as info:
+    with pytest.raises(CompileError, match="shape of 'theta' has size 0 on axis 0; every size must be at least 1") as info:
         lower_ansatz(spec("ansatz/pz.qvaf"), "pz", {"reps": -1})
     assert info.value.span is not None and info.value.span.line == 12
     assert "with reps = -1" in str(info.value)
@@ -259,7 +259,7 @@ def test_index_out_of_range_for_these_arguments_points_at_the_gate():
         "    measure z\n"
         "}\n")
     verify(lower_ansatz(program, "a"))
-    with pytest.raises(CompileError, match=r"index 0 of t is 2, out of range 0..1 \(at l=2\)") as info:
+    with pytest.raises(CompileError, match=r"index 2 is out of range for axis 0 of 't' with size 2 \(at l = 2\)") as info:
         lower_ansatz(program, "a", {"n": 2})
     assert info.value.span.line == 4
     assert "rx(t[l] * x)" in str(info.value) and "with n = 2" in str(info.value)
@@ -272,3 +272,34 @@ def test_width_must_be_positive():
     assert lower_model(program, "m").nodes["output"]["op"].width == 2
     with pytest.raises(CompileError, match="layer width must be at least 1, got 0"):
         lower_model(program, "m", {"w": 0})
+
+
+def test_lowering_records_the_reps_axes_of_every_per_edge_array():
+    rows = table(lower_model(spec("models/regression.qvaf"), "regression"))
+    assert rows["layer0.theta"].shape == (5, 2, 4, 2) and rows["layer0.theta"].reps_axes == ((2, 1),)
+    assert rows["layer0.base_weight"].reps_axes == () and rows["layer0.mask"].reps_axes == ()
+    grouped = table(lower_model(spec("models/hqkan.qvaf"), "hqkan_ffn"))
+    assert grouped["layer1.theta"].shape == (3, 2, 2) and grouped["layer1.theta"].reps_axes == ((1, 1),)
+    program = program_from_text(
+        "ansatz a(reps: int = 2) {\n"
+        "    param t[2 * reps, reps, 3] ~ normal(0, 1)\n"
+        "    for l in 0..reps {\n"
+        "        rx(t[l, l, 0] * x)\n"
+        "    }\n"
+        "    measure z\n"
+        "}\n")
+    (row,) = lower_ansatz(program, "a").graph["params"][:1]
+    assert row.shape == (1, 1, 4, 2, 3) and row.reps_axes == ((3, 0),)  # 2 * reps is not reps + k
+
+
+def test_a_program_that_bypassed_the_checker_gets_verify_s_message_at_the_gate():
+    from qvaf.dsl import parse
+    from qvaf.dsl.program import Program
+
+    text = "ansatz a {\n    rz(x, 1)\n    measure z\n}\n"
+    module = parse(text, "raw.qvaf")
+    program = Program("raw.qvaf", {"a": module.items[0]}, {}, {"raw.qvaf": text})
+    with pytest.raises(CompileError) as info:
+        lower_ansatz(program, "a")
+    assert "gate rz takes 1 angles, has 2" in info.value.message
+    assert info.value.span.line == 2 and "rz(x, 1)" in str(info.value)

@@ -32,7 +32,6 @@ import _statevector as sv
 from _backend_ir import network
 from test_backend_random import random_ansatz
 
-jax.config.update("jax_enable_x64", True)
 
 SPECS = Path(__file__).resolve().parents[1] / "specs"
 MODEL_ARGS = {"hqkan_ffn": {"d": 8, "k": 1}, "digits": {"hidden": 3}}

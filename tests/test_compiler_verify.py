@@ -10,7 +10,7 @@ import pytest
 from qvaf.compiler.errors import IRError
 from qvaf.compiler.expr import Binary, Const, Input, LoopVar, ParamRef, Unary
 from qvaf.compiler.ir import Circuit, FusedOp, GateOp, Init, KanNode, LinearNode, LoopOp, Op, ParamSpec
-from qvaf.compiler.lower import build_graph, kernel_graph, layer_params
+from qvaf.compiler.lower import DeclaredArray, build_graph, kernel_graph, layer_params
 from qvaf.compiler.verify import verify
 
 L = LoopVar("l")
@@ -135,10 +135,57 @@ def test_grouped_and_linear_layers():
     lin = LinearNode("layer0", 2, 4)
     rows = [ParamSpec("layer0", "weight", (4, 2), Init("xavier"), True),
             ParamSpec("layer0", "bias", (4,), Init("zeros"), True)]
-    rows += layer_params(kan, {"t": ((2,), Init("normal", (0.0, 1.0)), True, None)})
+    rows += layer_params(kan, {"t": DeclaredArray(Init("normal", (0.0, 1.0)), True)})
     graph = build_graph("m", 2, [lin, kan], rows)
     verify(graph)
     assert [p.shape for p in rows if p.owner == "layer1"] == [(2, 2), (3, 4), (3, 4)]  # t is [G, 2]
     bad = build_graph("m", 2, [lin, kan], [replace(rows[1], shape=(2,))] + rows[:1] + rows[2:])
     with pytest.raises(IRError, match=r"layer0.bias: shape \(2,\) != expected \(4,\)"):
         verify(bad)
+
+
+def test_layer_and_initialiser_invariants():
+    graph = with_kernel(GOOD, base="silu")
+    rec = graph.nodes["layer0"]["op"]
+    with pytest.raises(IRError, match="unknown base function 'swish'"):
+        verify(set_op(graph, "layer0", replace(rec, base="swish")))
+    table = graph.graph["params"]
+
+    def with_table(rows):
+        out = graph.copy()
+        out.graph = {**graph.graph, "params": tuple(rows)}
+        return out
+
+    t = next(p for p in table if p.name == "t")
+    for bad, message in [(replace(t, init=Init("gaussian", (0.0, 1.0))), "unknown initialiser 'gaussian'"),
+                         (replace(t, init=Init("normal", (0.0,))), "normal takes 2 arguments, has 1"),
+                         (replace(t, reps_axes=((4, 1),)), r"reps axis \(4, 1\) does not fit its shape"),
+                         (replace(t, reps_axes=((2, 5),)), r"reps axis \(2, 5\) does not fit")]:
+        with pytest.raises(IRError, match=message):
+            verify(with_table([bad if p is t else p for p in table]))
+    verify(with_table([replace(t, reps_axes=((2, 1),)) if p is t else p for p in table]))
+
+
+def test_an_error_about_a_gate_carries_its_span():
+    from qvaf.dsl.ast import Span
+
+    span = Span("a.qvaf", 4, 9, 4, 20)
+    kernel = Circuit((GateOp(Op.RX, (ref("t", 7),), span=span),), "z", (("t", (2,)),))
+    with pytest.raises(IRError) as info:
+        verify(with_kernel(kernel))
+    assert info.value.span == span and "index 0 of t is 7" in str(info.value)
+
+
+def test_the_layer_arrays_are_stated_once():
+    """verify, lowering and init read one function; the table rows follow it exactly."""
+    from qvaf.compiler.ir import layer_arrays
+
+    graph = with_kernel(GOOD, group=2, base="gelu", postact_weight=True, postact_bias=True)
+    rec = graph.nodes["layer0"]["op"]
+    arrays = layer_arrays(rec)
+    assert [(a.name, a.shape, a.per_edge) for a in arrays] == [
+        ("t", (2, 4, 2), True), ("postact_weight", (3, 2), False), ("postact_bias", (3, 2), False),
+        ("base_weight", (3, 2), False), ("mask", (3, 2), False)]
+    assert [(p.name, p.shape) for p in graph.graph["params"]] == [(a.name, a.shape) for a in arrays]
+    lin = layer_arrays(LinearNode("layer0", 2, 4))
+    assert [(a.name, a.shape, a.init.kind) for a in lin] == [("weight", (4, 2), "xavier"), ("bias", (4,), "zeros")]

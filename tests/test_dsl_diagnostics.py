@@ -259,7 +259,20 @@ CASES = {
     ),
     "instantiation makes a negative shape": (
         "model m {\n    input 2\n    kan 2 using pz(reps = -2)\n}\n", True,
-        [(E, 3, 5, "ansatz 'pz' with reps = -2: shape of 'theta' has a negative size -1 (t.qvaf:2:5)")],
+        [(E, 3, 20, "ansatz 'pz' with reps = -2: shape of 'theta' has size -1 on axis 0; every size must be "
+                    "at least 1 (t.qvaf:2:17)")],
+    ),
+    "instantiation makes an empty shape, reported at the argument": (
+        "ansatz w0(reps: int = 2) {\n    const w[reps] = 1.0\n    for l in 0..reps {\n        rz(w[l] * x)\n"
+        "    }\n    measure z\n}\nmodel m {\n    input 2\n    kan 2 using w0(3)\n    kan 1 using w0(reps = 0)\n}\n",
+        False,
+        [(E, 11, 20, "ansatz 'w0' with reps = 0: shape of 'w' has size 0 on axis 0; every size must be "
+                     "at least 1 (t.qvaf:2:13)")],
+    ),
+    "an empty shape with the default arguments": (
+        "ansatz a(n: int = 0) {\n    param t[n + 1, n] ~ normal(0, 1)\n    rz(x)\n    measure z\n}\n", False,
+        [(W, 2, 5, "'t' is declared but never used"),
+         (E, 2, 20, "shape of 't' has size 0 on axis 1; every size must be at least 1")],
     ),
     "unknown option": (
         "model m {\n    input 2\n    kan 2 using pz { bse silu }\n}\n", True,
@@ -333,6 +346,14 @@ CASES = {
     "syntax error, unclosed block": (
         "ansatz a {\n    rz(x)\n", False,
         [(E, 1, 10, "unexpected end of file: this '{' is never closed")],
+    ),
+    "syntax error, unclosed parenthesis": (
+        "ansatz a {\n    rz(x\n    h\n    measure z\n}\n", False,
+        [(E, 2, 7, "this '(' is not closed before line 3 ('h' there is unexpected)")],
+    ),
+    "syntax error, unclosed bracket before the block's end": (
+        "ansatz a {\n    rz(x)\n    param t[2\n}\n", False,
+        [(E, 3, 12, "this '[' is not closed before line 4 ('}' there is unexpected)")],
     ),
     "number too large": (
         "ansatz a {\n    rz(1e999 * x)\n    measure z\n}\n", False,
@@ -519,3 +540,20 @@ def test_syntax_recovery_skips_a_broken_block_and_a_bad_character():
         (E, 3, 18, "unexpected '{'; expected '(', '+', '-', a name, a number or an integer"),
         (E, 6, 10, "unexpected character '$'"),
     ]
+
+
+def test_unclosed_parenthesis_points_at_it_and_recovery_goes_on():
+    source = "ansatz a {\n    rz(x\n    h\n    measure z\n}\nansatz b {\n    ry(x\n    measure z\n}\n"
+    with pytest.raises(SpecError) as info:
+        program_from_text(source, "t.qvaf")
+    first, second = info.value.diagnostics
+    assert first.render().splitlines() == [
+        "t.qvaf:2:7: error: this '(' is not closed before line 3 ('h' there is unexpected)",
+        "        rz(x",
+        "          ^",
+        "    help: add the missing ')'; a newline inside brackets does not end a statement",
+    ]
+    assert (second.span.line, second.span.col) == (7, 7) and "not closed before line 8" in second.message
+    # a wrapped argument list that is closed is fine, and an error on its continuation line is the token's
+    (d,) = check("t.qvaf", "ansatz a {\n    rz(x +\n    )\n    measure z\n}\n")
+    assert (d.span.line, d.span.col, d.message.split(";")[0]) == (3, 5, "unexpected ')'")

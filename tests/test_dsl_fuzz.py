@@ -3,7 +3,9 @@
 Mutations (deterministic seed): byte flips, byte insertions and deletions, truncation, line
 shuffles, token shuffles, token duplication and deletion, and splices of two specs. Every
 mutant goes through ``parse`` and the full ``check`` (imports resolved next to the original).
-Whatever parses must also survive a formatter round trip.
+Whatever parses must also survive a formatter round trip, and whatever checks without an
+error must compile (``qvaf check`` and ``qvaf.compile`` agree): every model, or every ansatz
+of a file without models.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ import re
 
 import pytest
 
-from qvaf.dsl import QvafError, SpecError, check, parse
+import qvaf
+from qvaf.dsl import QvafError, SpecError, check, load_program, parse
 from qvaf.dsl.fmt import format_module
 
 SPEC_DIR = os.path.join(os.path.dirname(__file__), "..", "specs")
@@ -68,13 +71,30 @@ def mutate(rng: random.Random, data: bytes, other: bytes) -> bytes:
     return "".join(tokens).encode()
 
 
+def compile_all(path: str) -> int:
+    """Compile every model of a spec that checked clean (every ansatz when it has no model)."""
+    program = load_program(path)
+    targets = [{"model": m} for m in program.models] or [{"ansatz": a} for a in program.ansatze]
+    for target in targets:
+        try:
+            qvaf.compile(program, **target)
+        except QvafError as exc:
+            raise AssertionError(f"{path} checks clean but {target} does not compile:\n{exc}") from None
+    return len(targets)
+
+
 def _exercise(path: str, data: bytes) -> str:
-    """Run parse, check and the formatter on one mutant; return how it ended."""
+    """Run parse, check, the formatter and (when it checks clean) compile on one mutant;
+    return how it ended."""
     with open(path, "wb") as handle:
         handle.write(data)
-    for d in check(path):  # never raises for bad input
+    diagnostics = check(path)  # never raises for bad input
+    for d in diagnostics:
         assert d.severity in ("error", "warning") and d.message
         d.render()
+    clean = not any(d.severity == "error" for d in diagnostics)
+    if clean:
+        compile_all(path)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
@@ -87,7 +107,7 @@ def _exercise(path: str, data: bytes) -> str:
     except QvafError:
         return "other error"
     assert parse(format_module(module)) == module
-    return "parsed"
+    return "compiled" if clean else "parsed"
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -110,9 +130,10 @@ def test_mutated_specs_never_crash(seed, tmp_path):
         outcome = _exercise(path, data)
         outcomes[outcome] = outcomes.get(outcome, 0) + 1
         os.unlink(path)
-    # the mutations reach both the parser's error paths and the checker
+    # the mutations reach the parser's error paths, the checker's and the compiler
     assert outcomes.get("syntax error", 0) > 50
-    assert outcomes.get("parsed", 0) > 50
+    assert outcomes.get("parsed", 0) > 20
+    assert outcomes.get("compiled", 0) > 50
 
 
 def test_random_bytes_never_crash(tmp_path):
@@ -122,3 +143,28 @@ def test_random_bytes_never_crash(tmp_path):
         if rng.random() < 0.5:
             data = bytes(rng.choice(ALPHABET) for _ in range(rng.randint(0, 200)))
         _exercise(str(tmp_path / "r.qvaf"), data)
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=[os.path.relpath(p, SPEC_DIR) for p in SPECS])
+def test_every_spec_checks_clean_and_compiles(spec):
+    assert [d for d in check(spec) if d.severity == "error"] == []
+    assert compile_all(spec) >= 1
+
+
+def test_what_compile_refuses_check_reports_at_the_call(tmp_path):
+    """``reps = 0`` empties pz's ``w[reps]``: check reports it at the model line, and compile
+    (which loads through the checker) refuses it with the same diagnostic."""
+    ansatz = tmp_path / "ansatz"
+    ansatz.mkdir()
+    (ansatz / "pz.qvaf").write_bytes(open(os.path.join(SPEC_DIR, "ansatz", "pz.qvaf"), "rb").read())
+    model = tmp_path / "m.qvaf"
+    model.write_text('import "ansatz/pz.qvaf"\nmodel m {\n    input 2\n    kan 1 using pz(reps = 0)\n}\n')
+    errors = [d for d in check(str(model)) if d.severity == "error"]
+    assert [(e.span.file, e.span.line, e.span.col) for e in errors] == [(str(model), 4, 20)] * 2
+    assert ["reps = 0: shape of 'w' has size 0" in errors[0].message,
+            "reps = 0: shape of 'b' has size 0" in errors[1].message] == [True, True]
+    d = errors[0]
+    assert d.render().splitlines()[1:] == ["        kan 1 using pz(reps = 0)", "                       ^~~~~~~~"]
+    with pytest.raises(SpecError) as info:
+        qvaf.compile(str(model))
+    assert info.value.diagnostics[0] == d

@@ -40,7 +40,6 @@ from qvaf.dsl import load_program
 from _backend_ir import network
 from test_backend_random import random_ansatz
 
-jax.config.update("jax_enable_x64", True)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 UNIVERSAL = [name for name, b in BASES.items() if b.universal]

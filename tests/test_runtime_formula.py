@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import jax
 import numpy as np
 import pytest
 
@@ -18,7 +17,6 @@ from qvaf.runtime.formula import FormulaError, network_formula
 
 from _explore_runs import regression_run
 
-jax.config.update("jax_enable_x64", True)
 
 ROOT = Path(__file__).resolve().parents[1]
 PZ = ROOT / "specs" / "ansatz" / "pz.qvaf"

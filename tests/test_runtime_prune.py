@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import jax
 import numpy as np
 import pytest
 
@@ -26,7 +25,6 @@ from qvaf.runtime.run import eval_run, load_run
 
 from _explore_runs import regression_run
 
-jax.config.update("jax_enable_x64", True)
 
 ROOT = Path(__file__).resolve().parents[1]
 HYBRID = (ROOT / "specs" / "ansatz" / "pz.qvaf").read_text() + """

@@ -4,7 +4,10 @@ Each backend is a module exposing ``build(graph, dtype) -> functions`` where ``f
 has ``apply(params, x)``, ``layer_inputs(params, x)`` and ``edge_values(params, x, layer_id)``.
 Modules are imported on first use, so heavy optional dependencies (PennyLane for the
 reference backend) load only when that backend is asked for; a missing one raises a
-:class:`~qvaf.QvafError` with the install hint.
+:class:`~qvaf.QvafError` with the install command.
+
+A new backend is one row in each table: its module in :data:`BACKENDS`, and in
+:data:`REQUIRES` the packages it imports with the pinned requirement that provides each.
 """
 
 from __future__ import annotations
@@ -20,20 +23,16 @@ BACKENDS = {
     "reference": "qvaf.compiler.backends.reference",
 }
 
-#: top-level packages a backend needs -> how to install them
-INSTALL_HINTS = {
-    "jax": "pip install 'jax==0.7.1' 'jaxlib==0.7.1'",
-    "jaxlib": "pip install 'jaxlib==0.7.1'",
-    "pennylane": "pip install 'pennylane==0.45.1'",
-    "catalyst": "pip install 'pennylane-catalyst==0.15.0'",
-    "qiskit": "pip install 'qiskit==2.6.2'",
+#: backend name -> {top-level package it imports: the pip requirement that installs it}
+REQUIRES = {
+    "jax": {"jax": "jax==0.7.1"},
+    "reference": {"jax": "jax==0.7.1", "pennylane": "pennylane==0.45.1"},
 }
 
-#: packages each backend imports when it runs (checked by :func:`get_backend`)
-REQUIRES = {
-    "jax": ("jax",),
-    "reference": ("jax", "pennylane"),
-}
+
+def _missing(name: str, package: str) -> QvafError:
+    requirement = REQUIRES.get(name, {}).get(package, package)
+    return QvafError(f"the {name!r} backend needs the package {package!r}; install it with: pip install '{requirement}'")
 
 
 def get_backend(name: str):
@@ -45,19 +44,16 @@ def get_backend(name: str):
     """
     if name not in BACKENDS:
         raise QvafError(f"unknown backend {name!r}; available backends: {', '.join(BACKENDS)}")
-    for package in REQUIRES.get(name, ()):
+    for package in REQUIRES.get(name, {}):
         if importlib.util.find_spec(package) is None:
-            hint = INSTALL_HINTS.get(package, f"pip install {package}")
-            raise QvafError(f"the {name!r} backend needs the package {package!r}; install it with: {hint}")
+            raise _missing(name, package)
     try:
         return importlib.import_module(BACKENDS[name])
     except ModuleNotFoundError as exc:
         top = (exc.name or "").split(".")[0]
-        if top in INSTALL_HINTS:
-            raise QvafError(
-                f"the {name!r} backend needs the package {top!r}; install it with: {INSTALL_HINTS[top]}"
-            ) from exc
+        if top in REQUIRES.get(name, {}):
+            raise _missing(name, top) from exc
         raise
 
 
-__all__ = ["BACKENDS", "INSTALL_HINTS", "get_backend"]
+__all__ = ["BACKENDS", "REQUIRES", "get_backend"]

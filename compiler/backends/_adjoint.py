@@ -38,7 +38,13 @@ from typing import Sequence
 
 from . import _so3
 
+#: One custom-VJP core per kernel structure, shared by every network that has it. Key:
+#: ``(v0 template, ((axis, matrix template) per re-upload), readout row, dtype name)``, where
+#: a template is the trace-time shape of a symbolic vector or matrix (which entries are the
+#: constants 0/+-1/floats and which are arrays; see ``_so3.split``), not array values or
+#: shapes. At most ``_CORES_LIMIT`` are kept; the oldest goes first.
 _CORES: dict[tuple, object] = {}
+_CORES_LIMIT = 256
 
 #: the rotated plane (u, v) of each axis: t_u = c p_u - s p_v, t_v = s p_u + c p_v
 _PLANE = {"x": (1, 2), "y": (2, 0), "z": (0, 1)}
@@ -80,6 +86,8 @@ def run(v0, uploads: Sequence[tuple], row: int, dtype):
     key = (v0_t, tuple(plan), row, str(dtype))
     core = _CORES.get(key)
     if core is None:
+        while len(_CORES) >= _CORES_LIMIT:
+            _CORES.pop(next(iter(_CORES)))
         core = _CORES[key] = _make_core(v0_t, tuple(plan), row, dtype)
     return core(tuple(v0_arrays), trig, tuple(m_arrays))
 

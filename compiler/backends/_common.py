@@ -8,10 +8,11 @@ where it matters.
 
 from __future__ import annotations
 
-from typing import Callable, Iterator, Mapping
+from typing import Callable, Mapping
 
 import numpy as np
 
+from qvaf.dsl import rules
 from qvaf.dsl.errors import QvafError
 
 from ..expr import depends_on_input, param_refs
@@ -19,8 +20,8 @@ from ..ir import Circuit, FusedOp, GateOp, InputNode, KanNode, LinearNode, LoopO
 
 #: dtype names a backend accepts.
 DTYPES = ("float32", "float64")
-#: base functions of a KAN layer's residual term.
-BASES = ("silu", "gelu", "tanh", "relu", "identity", "none")
+#: base functions of a KAN layer's residual term (the language's list).
+BASES = rules.BASES
 
 
 class BackendError(QvafError):
@@ -232,9 +233,3 @@ def forward(order, params, x, edge_fn, xp, collect: dict | None = None, stop_at:
 
 def kan_layer_ids(order) -> list[str]:
     return [nid for nid, rec in order if isinstance(rec, KanNode)]
-
-
-def iter_kan(order) -> Iterator[tuple[str, KanNode]]:
-    for nid, rec in order:
-        if isinstance(rec, KanNode):
-            yield nid, rec

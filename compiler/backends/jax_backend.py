@@ -42,6 +42,10 @@ from ._common import BackendError
 NAME = "jax"
 
 _TRACES = {"count": 0}
+#: The jitted functions of every graph built, shared by structurally equal graphs. Key:
+#: ``(_common.structural_key(graph), dtype name)``: the graph's node records in chain order and
+#: its parameter table, so equal specs share one compilation. At most ``_CACHE_LIMIT`` are
+#: kept; the oldest goes first.
 _CACHE: dict[tuple, "JaxFunctions"] = {}
 _CACHE_LIMIT = 256
 
@@ -279,7 +283,7 @@ def build(graph, dtype: str) -> JaxFunctions:
         edge_values=jax.jit(edges, static_argnames="layer_id"),
     )
     if key is not None:
-        if len(_CACHE) >= _CACHE_LIMIT:
+        while len(_CACHE) >= _CACHE_LIMIT:
             _CACHE.pop(next(iter(_CACHE)))
         _CACHE[key] = fns
     return fns
