@@ -35,7 +35,11 @@ from .passes import count_gates, run_pipeline, unroll_circuit
 from .simplify import affine_in_x
 
 __all__ = ["LayerStats", "UnusedParam", "DomainLimit", "stats", "unused_params", "domain_limits",
-           "frequency_bound", "layer_order"]
+           "frequency_bound", "layer_order", "UNROLL_WARN", "unrolled_ops", "unroll_problems"]
+
+#: top-level ops per edge circuit above which compiling is slow enough to say so (pz with
+#: reps = 32 has 65); the refusal limit is :attr:`CompileOptions.unroll_limit`
+UNROLL_WARN = 64
 
 
 @dataclass(frozen=True)
@@ -108,6 +112,32 @@ def _top_ops(circuit):
     if any(isinstance(op, LoopOp) for op in circuit.ops):
         circuit = unroll_circuit(circuit)
     return circuit.ops
+
+
+def unrolled_ops(graph: nx.DiGraph) -> dict[str, int]:
+    """Top-level ops of each kan layer's edge circuit, loops unrolled: the steps a backend
+    traces one after another, so compile time grows with it (fused blocks count one)."""
+    return {nid: len(_top_ops(graph.nodes[nid]["op"].kernel)) for nid in layer_order(graph)
+            if isinstance(graph.nodes[nid]["op"], KanNode)}
+
+
+def unroll_problems(graph: nx.DiGraph, limit: int | None) -> tuple[list[str], list[str]]:
+    """``(errors, warnings)`` about circuit sizes: layers whose edge circuit unrolls into more
+    than ``limit`` ops (None: no limit), and layers above :data:`UNROLL_WARN` ops."""
+    errors, warnings = [], []
+    for nid, n in unrolled_ops(graph).items():
+        rec = graph.nodes[nid]["op"]
+        what = f"{nid} ({rec.ansatz}{_args_text(rec)}) unrolls into {n} ops per edge circuit"
+        if limit is not None and n > limit:
+            errors.append(f"{what}, above the limit of {limit}: compile time grows with every op "
+                          f"(minutes at a few hundred)")
+        elif n > UNROLL_WARN:
+            warnings.append(f"{what}: compiling it takes a while (tens of seconds and more)")
+    return errors, warnings
+
+
+def _args_text(rec: KanNode) -> str:
+    return "(" + ", ".join(f"{k}={_num_text(v)}" for k, v in rec.ansatz_args) + ")" if rec.ansatz_args else ""
 
 
 def _data_gates(ops):

@@ -81,6 +81,10 @@ class CompileOptions:
             pass; a pass that breaks an invariant is named in the error. On by default.
         keep_ir: keep the IR after every pass on the result, as ``Compiled.stages``
             (``(name, graph)`` pairs starting with ``("lowering", graph)``).
+        unroll_limit: the most top-level ops one edge circuit may unroll into after the passes
+            (pz with reps R has 2R + 1). Backends trace every op, so compile time grows with
+            it: about a minute and a half at 200 ops on 2 cores; a larger circuit is refused up
+            front rather than compiled for an hour. None lifts the limit.
     """
 
     backend: str = "jax"
@@ -89,6 +93,7 @@ class CompileOptions:
     passes: tuple | None = None
     verify_each: bool = True
     keep_ir: bool = False
+    unroll_limit: int | None = 256
 
     def __post_init__(self):
         from . import backends
@@ -99,6 +104,9 @@ class CompileOptions:
         for name in ("optimize", "verify_each", "keep_ir"):
             if not isinstance(getattr(self, name), bool):
                 raise QvafError(f"compile option {name} takes True or False, got {getattr(self, name)!r}")
+        limit = self.unroll_limit
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+            raise QvafError(f"compile option unroll_limit takes a positive int or None, got {limit!r}")
         if self.passes is not None:
             if isinstance(self.passes, str):
                 raise QvafError(f"passes takes a sequence of pass names, got the string {self.passes!r}")

@@ -67,6 +67,7 @@ def compile(  # noqa: A001 - the public name is qvaf.compile
     passes: tuple | None = None,
     verify_each: bool | None = None,
     keep_ir: bool | None = None,
+    unroll_limit: Any = "default",
 ) -> "Compiled":
     """Compile a model (or a single ansatz) of a spec into a runnable network.
 
@@ -81,9 +82,10 @@ def compile(  # noqa: A001 - the public name is qvaf.compile
             kan layers, e.g. ``{"*": {"reps": 5}}``.
         options: a :class:`~qvaf.compiler.options.CompileOptions`; the keyword arguments
             below, where given, replace its fields (and without it build one).
-        backend, dtype, optimize, passes, verify_each, keep_ir: the fields of
+        backend, dtype, optimize, passes, verify_each, keep_ir, unroll_limit: the fields of
             :class:`~qvaf.compiler.options.CompileOptions` (backend "jax", dtype "float32",
-            every pass, verified after each). ``dtype`` takes "float32"/"float64",
+            every pass, verified after each, at most 256 ops per edge circuit; None: no
+            limit). ``dtype`` takes "float32"/"float64",
             ``numpy.float32``, ``jnp.float64``, ``np.dtype(...)``; float64 needs JAX's 64-bit
             mode on (qvaf never turns it on itself).
 
@@ -98,6 +100,8 @@ def compile(  # noqa: A001 - the public name is qvaf.compile
     given = {"backend": backend, "dtype": dtype, "optimize": optimize, "passes": passes,
              "verify_each": verify_each, "keep_ir": keep_ir}
     given = {k: v for k, v in given.items() if v is not None}
+    if unroll_limit != "default":
+        given["unroll_limit"] = unroll_limit
     opts = CompileOptions(**given) if options is None else dataclasses.replace(options, **given) if given else options
     require_precision(opts.dtype)
     if ansatz_overrides is not None and ansatz is not None:
@@ -149,7 +153,18 @@ def _optimise(graph, opts):
         graph = run_pipeline(graph, pipeline, dump, verify_each=opts.verify_each)
     elif opts.verify_each:
         verify(graph)
+    _check_size(graph, opts.unroll_limit)
     return graph, tuple(stages or ())
+
+
+def _check_size(graph, limit) -> None:
+    from qvaf.compiler.analysis import unroll_problems
+    from qvaf.compiler.errors import CompileError
+
+    errors, _ = unroll_problems(graph, limit)
+    if errors:
+        raise CompileError("; ".join(errors), hint="lower reps, or compile from Python with "
+                           "qvaf.compile(..., unroll_limit=N) to wait for it")
 
 
 def _check_choice(kind: str, name: str, table: Mapping, program) -> None:

@@ -132,6 +132,7 @@ def circuit_diagnostics(path: str) -> list[Diagnostic]:
         except SpecError as exc:
             out.extend(exc.diagnostics)
             continue
+        out += _size_diagnostics(program, kind, name, optimized)
         for u in unused_params(optimized):
             node = optimized.nodes[u.layer]["op"]
             ansatz = program.ansatze[node.ansatz]
@@ -143,6 +144,39 @@ def circuit_diagnostics(path: str) -> list[Diagnostic]:
             line = source_line(text, span.line) if span is not None and text is not None else None
             out.append(Diagnostic("warning", _unread_message(u, ansatz_label(node), where), span, line))
     return out
+
+
+def _size_diagnostics(program, kind: str, name: str, optimized) -> list[Diagnostic]:
+    """Errors for edge circuits above the compile limit, warnings for slow ones, at the layer
+    statement of the model (at the ansatz for an ansatz alone)."""
+    from qvaf.compiler.analysis import unroll_problems
+    from qvaf.compiler.options import CompileOptions
+    from qvaf.dsl import ast
+
+    errors, warnings = unroll_problems(optimized, CompileOptions().unroll_limit)
+    if kind == "model":
+        layers = [st for st in program.models[name].body if isinstance(st, (ast.KanLayer, ast.LinearLayer))]
+        spans = {f"layer{k}": st.span for k, st in enumerate(layers)}
+    else:
+        spans = {}
+    out = []
+    for severity, messages in (("error", errors), ("warning", warnings)):
+        for text in messages:
+            span = spans.get(text.split(" ", 1)[0], program.ansatze[name].span if kind == "ansatz" else None)
+            line = _line_of(program, span)
+            hint = "lower reps, or compile from Python with unroll_limit=N" if severity == "error" else None
+            out.append(Diagnostic(severity, text, span, line, hint))
+    return out
+
+
+def _line_of(program, span):
+    from qvaf.dsl.parser import source_line
+    from qvaf.dsl.program import read_source
+
+    if span is None:
+        return None
+    text = program.sources.get(span.file) or read_source(span.file)
+    return source_line(text, span.line) if text is not None else None
 
 
 def _is_empty(path: str) -> bool:

@@ -17,6 +17,7 @@ exactly the code it started with.
 from __future__ import annotations
 
 import os
+import sys
 from typing import Callable
 
 from qvaf._specs import find_spec, pick_model, specs_dir  # noqa: F401 - find_spec, specs_dir re-exported
@@ -137,9 +138,20 @@ def train_run(spec: str, task: str | dict, config: TrainConfig | None, *, out: s
 
     _writable_run_dir(out)
     start_step = state.step if state is not None else 0
+    if progress:
+        print(compiling_line(model), file=sys.stderr, flush=True)
     result = fit(model, params, dataset, train_cfg, state=state, log=log, on_checkpoint=on_checkpoint,
                  on_record=on_record, progress=progress)
     return summarize(result, dataset, out, start_step=start_step)
+
+
+def compiling_line(model) -> str:
+    """The line shown before the first step, which waits for XLA to compile the train step."""
+    from qvaf.compiler.analysis import unrolled_ops
+
+    ops = unrolled_ops(model.ir)
+    size = f", edge circuits of up to {max(ops.values())} ops" if ops else ""
+    return f"compiling {model.model_name or 'the network'} ({model.param_count} parameters{size}) ..."
 
 
 def _writable_run_dir(out: str) -> None:
