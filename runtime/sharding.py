@@ -40,10 +40,17 @@ from .steps import TrainError
 #: the name of the mesh axis the batch is split over
 BATCH = "batch"
 
+#: optimizers that train on one device only, and why
+SINGLE_DEVICE = {
+    "lbfgs": "its line search branches on loss values, which may differ in the last bit between "
+             "devices after an all-reduce, and devices that branch differently wait for each other forever",
+    "lm": "it builds and solves the full Jacobian system",
+}
+
 #: how to get more devices, by platform (said when too many are asked for)
 _MORE_DEVICES = {
-    "cpu": "on a CPU, split the host into N devices by starting Python with "
-           "XLA_FLAGS=--xla_force_host_platform_device_count=N",
+    "cpu": "on a CPU, split the host into {n} devices by setting "
+           "XLA_FLAGS=--xla_force_host_platform_device_count={n} before Python starts",
 }
 
 
@@ -67,11 +74,12 @@ def check_devices(devices, what: str = "devices") -> int:
     found = jax.devices()
     if devices > len(found):
         platform = found[0].platform
-        kinds = ", ".join(sorted({d.device_kind for d in found}))
-        more = _MORE_DEVICES.get(platform, f"this machine has {len(found)} {platform} device(s)")
-        raise TrainError(f"{what} {devices}: JAX sees {len(found)} {platform} device{'s' if len(found) != 1 else ''} "
-                         f"({kinds}); {more}; several machines: jax.distributed.initialize "
-                         f"(docs/runtime.md)")
+        kinds = sorted({d.device_kind for d in found} - {platform})
+        more = _MORE_DEVICES.get(platform, "").format(n=devices)
+        raise TrainError(f"{what} {devices}: JAX sees {len(found)} {platform} device{'s' if len(found) != 1 else ''}"
+                         + (f" ({', '.join(kinds)})" if kinds else "") + (f"; {more}" if more else "")
+                         + "; devices of several processes or machines: jax.distributed.initialize "
+                           "(docs/runtime.md, 'Several devices')")
     return devices
 
 

@@ -386,11 +386,14 @@ def fit(model, params, dataset, config: TrainConfig | dict | None = None, *, sta
 
 
 def _check_devices(devices, config: TrainConfig) -> int:
-    from .sharding import check_devices
+    from .sharding import SINGLE_DEVICE, check_devices
 
     devices = check_devices(devices)
-    if devices > 1 and any(o == "lm" for _, o in config.optimizer_phases()):
-        raise TrainError("lm (Levenberg-Marquardt) trains on one device; use devices=1, or adam/lbfgs on several")
+    single = sorted({o for _, o in config.optimizer_phases()} & set(SINGLE_DEVICE))
+    if devices > 1 and single:
+        raise TrainError(f"{' and '.join(single)} train{'s' if len(single) == 1 else ''} on one device "
+                         f"({'; '.join(SINGLE_DEVICE[o] for o in single)}); use devices=1, or adam/adamw "
+                         f"on several devices")
     return devices
 
 
