@@ -67,6 +67,7 @@ def launch(timeout: float = 240) -> dict:
              for i in range(2)]
     outs = []
     try:
+        reference = train(1)  # the same run on one device, while the workers run
         for p in procs:
             out, err = p.communicate(timeout=timeout)
             if p.returncode != 0:
@@ -76,7 +77,6 @@ def launch(timeout: float = 240) -> dict:
         for p in procs:
             if p.poll() is None:
                 p.kill()
-    reference = train(1)
     worst = max(abs(a - b) / max(abs(b), 1e-12) for o in outs for a, b in zip(o["losses"], reference))
     return {"event": "distributed", "processes": len(outs), "devices": outs[0]["devices"],
             "local_devices": outs[0]["local_devices"], "final_loss": [o["losses"][-1] for o in outs],
