@@ -42,8 +42,8 @@ BATCH = "batch"
 
 #: optimizers that train on one device only, and why
 SINGLE_DEVICE = {
-    "lbfgs": "its line search branches on loss values, which may differ in the last bit between "
-             "devices after an all-reduce, and devices that branch differently wait for each other forever",
+    "lbfgs": "its line search, a loop whose trip count depends on loss values, stalls XLA's "
+             "collectives across devices",
     "lm": "it builds and solves the full Jacobian system",
 }
 
