@@ -238,8 +238,8 @@ def _run_train(args) -> int:
         from .train import TrainConfig
 
         config = TrainConfig(steps=args.steps) if args.steps is not None else None
-        summary = train_run("", "", config, out=args.out, resume=True, progress=not args.quiet, devices=args.devices,
-                            on_record=lambda r: _emit(args, {"event": "eval", **r}))
+        summary = train_run("", "", config, out=args.out, resume=True, progress=not args.quiet,
+                            devices=args.devices, on_record=lambda r: _emit(args, {"event": "eval", **r}))
     else:
         if not args.spec:
             raise RunError("train needs a SPEC (a .qvaf file or bundled model name), or --resume --out RUN")
@@ -254,7 +254,8 @@ def _run_train(args) -> int:
         args._out = out
         summary = train_run(args.spec, _task_config(args, args.task), config, out=out, model_name=args.model,
                             model_args=_model_args(args.arg), dtype=args.dtype or "float32",
-                            progress=not args.quiet, devices=args.devices, on_record=lambda r: _emit(args, {"event": "eval", **r}))
+                            progress=not args.quiet, devices=args.devices,
+                            on_record=lambda r: _emit(args, {"event": "eval", **r}))
     _finish(args, summary, time.perf_counter() - t0)
     return 1 if summary["stop_reason"] == "nan" else 0
 
