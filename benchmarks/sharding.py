@@ -6,7 +6,7 @@ share the machine's cores, so this measures what the sharded program costs on to
 unsharded one (partitioning, all-reduce, padding), not a speed-up; on a machine with several
 GPUs the same script measures the speed-up. Each timing is the median over ``--repeats`` runs
 of ``fit`` for ``--steps`` Adam steps after a warm-up run that compiles (the compiled chunk is
-kept on the model), divided by the steps. Writes benchmarks/sharding.json and
+kept on the model), divided by the steps; the device counts' runs alternate. Writes benchmarks/sharding.json and
 benchmarks/SHARDING.md. Run::
 
     python benchmarks/sharding.py [--devices 1,2] [--repeats 7] [--steps 50]
@@ -35,7 +35,9 @@ def model_text(widths, reps):
     return PZ.read_text() + f"\nmodel bench {{\n    input {widths[0]}\n{layers}\n}}\n"
 
 
-def step_ms(batch, widths, reps, devices, steps, repeats) -> float:
+def step_ms(batch, widths, reps, counts, steps, repeats) -> dict[int, float]:
+    """Median ms per step for each device count, the counts' runs interleaved (so that a change
+    of the machine's load during the measurement falls on all of them alike)."""
     import jax
     import numpy as np
 
@@ -51,13 +53,15 @@ def step_ms(batch, widths, reps, devices, steps, repeats) -> float:
     data = Dataset("bench", "regression", x, y, x[:0], y[:0], x[:8], y[:8])
     config = TrainConfig(steps=steps, batch_size=batch, eval_every=steps, log_every=steps)
     params = model.init(jax.random.PRNGKey(0))
-    qvaf.fit(model, params, data, config, devices=devices)  # compile
-    times = []
+    for n in counts:
+        qvaf.fit(model, params, data, config, devices=n)  # compile
+    times = {n: [] for n in counts}
     for _ in range(repeats):
-        t0 = time.perf_counter()
-        qvaf.fit(model, params, data, config, devices=devices)
-        times.append(time.perf_counter() - t0)
-    return 1e3 * statistics.median(times) / steps
+        for n in counts:
+            t0 = time.perf_counter()
+            qvaf.fit(model, params, data, config, devices=n)
+            times[n].append(time.perf_counter() - t0)
+    return {n: 1e3 * statistics.median(t) / steps for n, t in times.items()}
 
 
 def main() -> None:
@@ -73,8 +77,8 @@ def main() -> None:
     rows = []
     for batch, widths, reps in CONFIGS:
         row = {"batch": batch, "widths": widths, "reps": reps}
-        for n in counts:
-            row[f"ms_{n}"] = step_ms(batch, widths, reps, n, args.steps, args.repeats)
+        for n, ms in step_ms(batch, widths, reps, counts, args.steps, args.repeats).items():
+            row[f"ms_{n}"] = ms
         rows.append(row)
         print(json.dumps(row), flush=True)
     load = os.getloadavg()
@@ -98,7 +102,7 @@ speed-up is expected: the ratio is the cost of the sharded program (partitioned 
 all-reduce, host round trip of the state per chunk of {args.steps} steps) on the same cores. The
 machine was shared with other jobs during the run (load average {load[0]:.1f}, {load[1]:.1f},
 {load[2]:.1f} over 1, 5, 15 minutes). Float32 Adam steps, median of {args.repeats} runs of
-{args.steps} steps after a compiling warm-up.
+{args.steps} steps after a compiling warm-up, the device counts' runs interleaved.
 
 {chr(10).join(lines)}
 """

@@ -132,6 +132,10 @@ class TrainConfig:
             raise TrainError(f"TrainConfig takes at most {len(names)} positional values, got {len(args)}; "
                              f"name them (TrainConfig(steps=..., lr=...))")
         for name in kwargs:
+            if name == "devices":
+                raise TrainError("devices is where a run trains, not part of its configuration (a run may resume "
+                                 "on another number): pass it to fit(..., devices=N) or qvaf train --devices N",
+                                 field=name)
             if name not in names:
                 close = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
                 hint = f"; did you mean '{close[0]}'?" if close else f"; fields: {', '.join(names)}"

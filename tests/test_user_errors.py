@@ -222,6 +222,7 @@ API = [
     ("fit(no params)", lambda: qvaf.fit(_model(), None, "toy_sin2"), "fit needs the model's parameters"),
     ("fit(dataset)", lambda: qvaf.fit(_model(), _model().init(0), 42), "fit trains on a Dataset"),
     ("fit(config)", lambda: qvaf.fit(_model(), _model().init(0), "toy_sin2", 3), "config must be a TrainConfig"),
+    ("TrainConfig(devices)", lambda: qvaf.TrainConfig(devices=4), "pass it to fit(..., devices=N)"),
     ("fit(devices 0)", lambda: qvaf.fit(_model(), _model().init(0), "toy_sin2", devices=0),
      "devices must be a positive integer (the number of devices), got 0"),
     ("fit(devices str)", lambda: qvaf.fit(_model(), _model().init(0), "toy_sin2", devices="4"),
