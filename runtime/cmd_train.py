@@ -58,6 +58,9 @@ def add_parser(subparsers) -> None:
     _add_data_flags(p)
     p.add_argument("--out", help="run directory (default runs/MODEL-TASK)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
+    p.add_argument("--devices", type=int, default=1,
+                   help="train data-parallel on N devices, the batch split over them (default 1; on a CPU "
+                        "set XLA_FLAGS=--xla_force_host_platform_device_count=N; may change on --resume)")
     _add_output_flags(p)
     p.set_defaults(run=run_train)
 
@@ -225,6 +228,9 @@ def _run_train(args) -> int:
     from .run import RunError, find_spec, train_run
 
     t0 = time.perf_counter()
+    from .sharding import check_devices
+
+    check_devices(args.devices, "--devices")
     if args.resume:
         if not args.out:
             raise RunError("--resume needs --out RUN_DIR (the run to continue)")
@@ -233,7 +239,7 @@ def _run_train(args) -> int:
 
         config = TrainConfig(steps=args.steps) if args.steps is not None else None
         summary = train_run("", "", config, out=args.out, resume=True, progress=not args.quiet,
-                            on_record=lambda r: _emit(args, {"event": "eval", **r}))
+                            devices=args.devices, on_record=lambda r: _emit(args, {"event": "eval", **r}))
     else:
         if not args.spec:
             raise RunError("train needs a SPEC (a .qvaf file or bundled model name), or --resume --out RUN")
@@ -248,7 +254,8 @@ def _run_train(args) -> int:
         args._out = out
         summary = train_run(args.spec, _task_config(args, args.task), config, out=out, model_name=args.model,
                             model_args=_model_args(args.arg), dtype=args.dtype or "float32",
-                            progress=not args.quiet, on_record=lambda r: _emit(args, {"event": "eval", **r}))
+                            progress=not args.quiet, devices=args.devices,
+                            on_record=lambda r: _emit(args, {"event": "eval", **r}))
     _finish(args, summary, time.perf_counter() - t0)
     return 1 if summary["stop_reason"] == "nan" else 0
 

@@ -91,12 +91,13 @@ def reps_overrides(config: TrainConfig) -> dict | None:
 
 def train_run(spec: str, task: str | dict, config: TrainConfig | None, *, out: str, model_name: str | None = None,
               model_args: dict | None = None, dtype: str = "float32", resume: bool = False,
-              progress: bool = False, on_record: Callable[[dict], None] | None = None) -> dict:
+              progress: bool = False, on_record: Callable[[dict], None] | None = None, devices: int = 1) -> dict:
     """Train a spec's model on a task, checkpointing into ``out``; returns a summary dict.
 
     With ``resume`` the model, task and training options come from the latest checkpoint in
     ``out``; pass ``config`` (only its ``steps`` is used) to train to a different step count,
-    or None to finish the saved run.
+    or None to finish the saved run. ``devices`` is where it trains (:func:`~qvaf.runtime.train.fit`);
+    a run may resume on another number of devices.
     """
     if resume:
         ck = C.load(out)
@@ -141,8 +142,8 @@ def train_run(spec: str, task: str | dict, config: TrainConfig | None, *, out: s
     if progress:
         print(compiling_line(model), file=sys.stderr, flush=True)
     result = fit(model, params, dataset, train_cfg, state=state, log=log, on_checkpoint=on_checkpoint,
-                 on_record=on_record, progress=progress)
-    return summarize(result, dataset, out, start_step=start_step)
+                 on_record=on_record, progress=progress, devices=devices)
+    return {**summarize(result, dataset, out, start_step=start_step), "devices": devices}
 
 
 def compiling_line(model) -> str:

@@ -56,7 +56,8 @@ def model_dtype(params):
     return jnp.result_type(*floats) if floats else jnp.float32
 
 
-def _runner(model, params, config, opt_name: str, phase_start: int, loss_name: str, n_train: int):
+def _runner(model, params, config, opt_name: str, phase_start: int, loss_name: str, n_train: int,
+            devices: int = 1):
     """:func:`_make_runner`, kept on the model when it offers ``cached(key, build)``, so that
     several fits of one model (seeds, restarts) compile once."""
     import jax
@@ -68,19 +69,23 @@ def _runner(model, params, config, opt_name: str, phase_start: int, loss_name: s
     shapes = tuple((tuple(np.shape(a)), str(np.asarray(a).dtype) if not hasattr(a, "dtype") else str(a.dtype))
                    for a in jax.tree_util.tree_leaves(params))
     key = ("train runner", fields, opt_name, phase_start, loss_name, n_train,
-           jax.tree_util.tree_structure(params), shapes)
+           jax.tree_util.tree_structure(params), shapes, devices)
 
     def make():
-        return _make_runner(model, params, config, opt_name, phase_start, loss_name, n_train)
+        return _make_runner(model, params, config, opt_name, phase_start, loss_name, n_train, devices)
 
     cached = getattr(model, "cached", None)
     return cached(key, make) if callable(cached) else make()
 
 
 def _make_runner(model, params, config, opt_name: str, phase_start: int, loss_name: str,
-                 n_train: int):
+                 n_train: int, devices: int = 1):
     """Jitted ``run(train_leaves, fixed, opt_state, key, start, n, x, y)`` doing ``n`` steps,
-    jitted ``next_loss(train_leaves, fixed, key, t, x, y)``, and the batch size."""
+    jitted ``next_loss(train_leaves, fixed, key, t, x, y)``, and the batch size.
+
+    With ``devices > 1`` both run data-parallel on a mesh of that many devices
+    (:mod:`qvaf.runtime.sharding`): the model sees its batch split by rows over the mesh,
+    and arguments and results are replicated host-side arrays around each call."""
     import jax
     import jax.flatten_util
     import jax.numpy as jnp
@@ -93,7 +98,12 @@ def _make_runner(model, params, config, opt_name: str, phase_start: int, loss_na
     full = opt_name in FULL_BATCH or config.batch_size is None or config.batch_size >= n_train
     batch = n_train if full else int(config.batch_size)
     per_epoch = max(1, n_train // batch)
-    apply = model.apply
+    apply, jit = model.apply, jax.jit
+    if devices > 1:
+        from . import sharding
+
+        mesh = sharding.batch_mesh(devices)
+        apply, jit = sharding.split_rows(model.apply, mesh), lambda f: sharding.on_mesh(f, mesh)
 
     def objective(tl, fl, xb, yb):
         return loss_f(apply(merge(tl, fl, treedef, mask), xb), yb)
@@ -151,7 +161,7 @@ def _make_runner(model, params, config, opt_name: str, phase_start: int, loss_na
         losses = jnp.full((config.log_every,), jnp.nan, dtype)
         return jax.lax.fori_loop(0, n, body, (tl, opt_state, losses))
 
-    return jax.jit(run), jax.jit(next_loss), batch
+    return jit(run), jit(next_loss), batch
 
 
 # ----------------------------------------------------------------------------- evaluation

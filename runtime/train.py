@@ -132,6 +132,10 @@ class TrainConfig:
             raise TrainError(f"TrainConfig takes at most {len(names)} positional values, got {len(args)}; "
                              f"name them (TrainConfig(steps=..., lr=...))")
         for name in kwargs:
+            if name == "devices":
+                raise TrainError("devices is where a run trains, not part of its configuration (a run may resume "
+                                 "on another number): pass it to fit(..., devices=N) or qvaf train --devices N",
+                                 field=name)
             if name not in names:
                 close = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
                 hint = f"; did you mean '{close[0]}'?" if close else f"; fields: {', '.join(names)}"
@@ -341,7 +345,7 @@ def init_state(model, params, config: TrainConfig) -> TrainState:
 def fit(model, params, dataset, config: TrainConfig | dict | None = None, *, state: TrainState | None = None,
         log: RunLog | None = None, extender: Callable | None = None,
         on_checkpoint: Callable | None = None, on_record: Callable[[dict], None] | None = None,
-        progress: bool = False) -> FitResult:
+        progress: bool = False, devices: int = 1) -> FitResult:
     """Train ``model`` on ``dataset`` from ``params`` (or continue from ``state``).
 
     Before anything runs, the memory of a train step is estimated
@@ -360,6 +364,9 @@ def fit(model, params, dataset, config: TrainConfig | dict | None = None, *, sta
         on_checkpoint: ``on_checkpoint(state, model, log)`` at every checkpoint step.
         on_record: called with each history record (after each evaluation).
         progress: show a tqdm bar on stderr (only when stderr is a terminal).
+        devices: train data-parallel on the first ``devices`` of ``jax.devices()``
+            (:mod:`qvaf.runtime.sharding`); where the computation runs, not what it
+            computes, so it is not part of the config and a run may resume on any number.
 
     Returns:
         A :class:`FitResult`; ``stop_reason`` is ``"steps"``, ``"early_stopping"`` or ``"nan"``.
@@ -367,6 +374,7 @@ def fit(model, params, dataset, config: TrainConfig | dict | None = None, *, sta
     from .memory import check_train_memory
 
     model, params, dataset, config = _fit_arguments(model, params, dataset, config, state)
+    devices = _check_devices(devices, config)
     n_train = len(dataset.x_train)
     full = any(o in FULL_BATCH for _, o in config.optimizer_phases()) or config.batch_size is None
     check_train_memory(model, n_train if full else min(config.batch_size, n_train), n_train)
@@ -377,8 +385,20 @@ def fit(model, params, dataset, config: TrainConfig | dict | None = None, *, sta
         model, params = _starting_reps(model, params, config, extender)
     state = state if state is not None else init_state(model, params, config)
     loop = _Loop(model, dataset, config, loss_name, state, log if log is not None else RunLog(), extender,
-                 on_checkpoint, on_record)
+                 on_checkpoint, on_record, devices)
     return loop.run(_progress_bar(config.steps, state.step, progress))
+
+
+def _check_devices(devices, config: TrainConfig) -> int:
+    from .sharding import SINGLE_DEVICE, check_devices
+
+    devices = check_devices(devices)
+    single = sorted({o for _, o in config.optimizer_phases()} & set(SINGLE_DEVICE))
+    if devices > 1 and single:
+        raise TrainError(f"{' and '.join(single)} train{'s' if len(single) == 1 else ''} on one device "
+                         f"({'; '.join(SINGLE_DEVICE[o] for o in single)}); use devices=1, or adam/adamw "
+                         f"on several devices")
+    return devices
 
 
 def _check_task(model, params, dataset, config: TrainConfig) -> str:
@@ -408,7 +428,7 @@ class _Loop:
     stops on a non-finite loss, evaluates, stops early and checkpoints."""
 
     def __init__(self, model, dataset, config: TrainConfig, loss_name: str, state: TrainState, log: RunLog,
-                 extender, on_checkpoint, on_record):
+                 extender, on_checkpoint, on_record, devices: int = 1):
         import jax.numpy as jnp
 
         self.model, self.dataset, self.config, self.loss_name = model, dataset, config, loss_name
@@ -418,6 +438,11 @@ class _Loop:
         dtype = model_dtype(state.params)
         self.x = jnp.asarray(dataset.x_train, dtype)
         self.y = jnp.asarray(dataset.y_train, dtype if dataset.kind == "regression" else jnp.int32)
+        self.devices = devices
+        if devices > 1:  # the training set goes to the devices once, not at every chunk
+            from .sharding import batch_mesh, to_mesh
+
+            self.x, self.y = to_mesh((self.x, self.y), batch_mesh(devices))
         self.metric_name = M.METRIC_OF_KIND[dataset.kind][0]
         self.ckpt_every = config.checkpoint_every or config.eval_every
         self.apply_jit = jit_apply(model)
@@ -466,7 +491,8 @@ class _Loop:
             self.apply_jit = jit_apply(self.model)
             _check_shapes(self.model, self.state.params, self.dataset)
         self.runner, self.next_loss, self.batch = _runner(self.model, self.state.params, config, opt_name,
-                                                          phase_start, self.loss_name, len(self.dataset.x_train))
+                                                          phase_start, self.loss_name, len(self.dataset.x_train),
+                                                          self.devices)
         return reps
 
     def chunk_end(self) -> int:
