@@ -47,6 +47,9 @@ def add_parser(subparsers) -> None:
                    help="non-arithmetic data angles: computed classically into inputs (hoist, default; what "
                         "qiskit loads) or written as QASM 3 built-ins (inline; openqasm3, Braket)")
     p.add_argument("--physical-qubits", action="store_true", help="address $0, $1, ... (QASM 3)")
+    p.add_argument("--params", default="literal", choices=["literal", "input"],
+                   help="trained parameters as numbers in the programs (literal, default) or as "
+                        "'input float[64]' declarations bound at run time (input; QASM 3, parametric compilation)")
     p.add_argument("--out", required=True, help="export directory (must not exist)")
     p.add_argument("--json", action="store_true", help="print a JSON summary")
     p.set_defaults(run=run_export)
@@ -119,7 +122,7 @@ def run_export(args) -> int:
     t0 = time.perf_counter()
     net = _network(args)
     export(net, None, args.out, target=args.target, basis=args.basis, level=args.level, pack=args.pack,
-           functions=args.functions, physical_qubits=args.physical_qubits)
+           functions=args.functions, physical_qubits=args.physical_qubits, param_mode=args.params)
     ex = load_export(args.out)
     programs = ex.jobs_per_sample
     summary = {"event": "export", "out": args.out, "target": args.target, "basis": args.basis, "pack": args.pack,

@@ -139,6 +139,41 @@ def test_aer_error_within_four_predicted_standard_deviations_digits(digits):
     assert 0.3 < np.mean(z ** 2) < 2.5, np.mean(z ** 2)  # 80 values
 
 
+@pytest.mark.parametrize("basis,pack", [("stdgates", 1), ("ibm", 4)])
+def test_parametric_export_keeps_every_parameter_an_input_and_equals_jax(regression, tmp_path, basis, pack):
+    """--params input: the trained values travel in the manifest, not in the text; qiskit loads
+    the programs, and the network output is the JAX model's."""
+    model, params, x = regression
+    out = hw.export(model, params, str(tmp_path / "e"), basis=basis, pack=pack, param_mode="input")
+    ex = hw.load_export(out)
+    assert ex.manifest["params"] == "input"
+    layer0 = ex.manifest["layers"][0]
+    assert sum(len(pl["edges"]) for p in layer0["programs"] for pl in p["placement"]) == 10  # no edges merged
+    first = layer0["programs"][0]
+    names = [i["name"] for i in first["inputs"] if i["kind"] == "param"]
+    theta = np.asarray(params["layer0"]["theta"])
+    assert len(names) == theta[0, 0].size * len(first["placement"])
+    with open(os.path.join(out, first["file"])) as fh:
+        text = fh.read()
+    for name in names:
+        assert f"input float[64] {name};" in text
+    edge = first["placement"][0]["edges"][0]
+    assert repr(float(theta[edge[0], edge[1]].flat[0]))[:8] not in text  # the value is bound, not written
+    np.testing.assert_allclose(hw.run(out, x, "statevector"), _jax(model, params, x), rtol=0, atol=1e-8)
+
+
+def test_parametric_export_needs_qasm3_and_old_manifests_read_as_literal(regression, exported, tmp_path):
+    model, params, _ = regression
+    with pytest.raises(hw.HardwareError, match="parameters as program inputs need a target with inputs"):
+        hw.export(model, params, str(tmp_path / "q2"), target="qasm2", param_mode="input")
+    with pytest.raises(hw.HardwareError, match="unknown parameter mode 'inputs'"):
+        hw.export(model, params, str(tmp_path / "q3"), param_mode="inputs")
+    old = str(tmp_path / "old")
+    shutil.copytree(exported, old)
+    _rewrite(old, manifest_fn=lambda m: m.pop("params"))
+    assert hw.load_export(old).manifest["params"] == "literal"
+
+
 def test_braket_local_matches_statevector(regression, tmp_path):
     pytest.importorskip("braket.devices")
     model, params, x = regression
@@ -307,6 +342,7 @@ def _tamper_cases(root):
     return {
         "version": (dict(manifest_fn=set_(["version"], 99)), "manifest version 99; this qvaf reads version 1"),
         "format": (dict(manifest_fn=set_(["format"], "something")), "not a qvaf hardware export manifest"),
+        "params": (dict(manifest_fn=set_(["params"], "numbers")), "params"),
         "missing field": (dict(manifest_fn=delete(["layers", 0, "programs", 0, "placement"])),
                           r"layers\[0\].programs\[0\]: missing field 'placement'"),
         "wrong type": (dict(manifest_fn=set_(["pack"], "3")), r"pack: str is not the expected type"),

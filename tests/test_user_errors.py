@@ -77,6 +77,9 @@ CLI = [
     ("check empty.qvaf", 1, "'empty.qvaf' is empty: it defines no ansatz or model"),
     ("check missing_ansatz.qvaf", 1, "unknown ansatz 'rpzz'; did you mean 'rpz'?"),
     ("check noarg.qvaf adir", 1, "no .qvaf files under 'adir'"),
+    # hardware export
+    ("export run --params input --target qasm2 --out q2", 2, "parameters as program inputs need a target with inputs"),
+    ("export run --params numbers --out q3", 2, "invalid choice: 'numbers'"),
     ("fmt adir", 1, "'adir' is a directory, not a .qvaf file"),
     ("fmt nothere.qvaf", 1, "no such file"),
     ("fmt --write --check {R}", 2, "not allowed with argument"),

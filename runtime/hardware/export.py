@@ -171,19 +171,22 @@ def manifest_for(net: Network, plans: list[LayerPlan], options: dict) -> tuple[d
 
 
 def export(model, params, out: str, *, target: str = "qasm3", basis: str = "stdgates", level: str = "optimised",
-           pack: int = 1, functions: str = "hoist", physical_qubits: bool = False) -> str:
+           pack: int = 1, functions: str = "hoist", physical_qubits: bool = False,
+           param_mode: str = "literal") -> str:
     """Write the export of ``model`` with ``params`` to ``out`` (see the module docstring).
 
-    ``model`` may also be a :class:`Network` (``params`` then None). Returns ``out``.
+    ``model`` may also be a :class:`Network` (``params`` then None). ``param_mode="input"`` writes
+    parametric programs: the trained parameters become ``input float[64]`` declarations whose
+    values the manifest records per program (QASM 3 only). Returns ``out``.
 
     Raises:
         HardwareError: ``out`` exists and is not empty; EmitError: a layer with no program.
     """
     net = model if isinstance(model, Network) else network_of(model, params)
     options = {"target": target, "basis": basis, "level": level, "functions": functions, "pack": pack,
-               "physical_qubits": bool(physical_qubits)}
+               "physical_qubits": bool(physical_qubits), "params": param_mode}
     plans = plan_network(net.model, net.params, target=target, basis=basis, level=level, pack=pack,
-                         functions=functions, physical_qubits=physical_qubits)
+                         functions=functions, physical_qubits=physical_qubits, param_mode=param_mode)
     manifest, arrays, programs = manifest_for(net, plans, options)
     files: dict[str, bytes] = dict(programs)
     files[ARRAYS_FILE] = C._npz_bytes(arrays)

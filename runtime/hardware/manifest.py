@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from qvaf.compiler.backends._common import BASES as BASE_FUNCTIONS
-from qvaf.compiler.emit import BASES, EMITTERS, LEVELS, Program, ProgramInput
+from qvaf.compiler.emit import BASES, EMITTERS, LEVELS, PARAM_MODES, Program, ProgramInput
 from qvaf.compiler.emit import text as T
 
 from .. import checkpoint as C
@@ -138,6 +138,7 @@ def load_export(path: str) -> Export:
     _choice(m["basis"], list(BASES), "basis", mpath)
     _choice(m["level"], LEVELS, "level", mpath)
     _choice(m["functions"], ("hoist", "inline"), "functions", mpath)
+    _choice(m.setdefault("params", "literal"), PARAM_MODES, "params", mpath)  # absent before params= existed
     if m["pack"] < 1:
         raise ManifestError(f"{mpath}: pack: {m['pack']} is not a positive integer")
     _check_files(root, m, mpath)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from qvaf.compiler.backends._common import layer_order
-from qvaf.compiler.emit import EdgeCircuit, EmitError, Program, get_basis, stage, write
+from qvaf.compiler.emit import EMITTERS, PARAM_MODES, EdgeCircuit, EmitError, Program, get_basis, stage, write
 from qvaf.compiler.emit.circuit import bind, lower_bound
 from qvaf.compiler.ir import KanNode, LinearNode
 from qvaf.dsl.errors import QvafError
@@ -83,22 +83,27 @@ def _edge_values(node: KanNode, layer: dict, o: int, i: int) -> dict:
 
 
 def plan_layer(node: KanNode, layer: dict, *, target: str, basis: str, level: str, pack: int,
-               functions: str = "hoist", physical_qubits: bool = False) -> tuple[PlannedProgram, ...]:
-    """The packed programs of one kan layer (see the module docstring)."""
+               functions: str = "hoist", physical_qubits: bool = False,
+               param_mode: str = "literal") -> tuple[PlannedProgram, ...]:
+    """The packed programs of one kan layer (see the module docstring). With ``param_mode="input"``
+    each edge's trained parameters are program inputs (``qK_NAME_I_J``) whose values the
+    program's :class:`ProgramInput` records carry, instead of numbers in the text."""
     b = get_basis(basis)
-    staged = stage(node.kernel, level)
+    staged = stage(node.kernel, level, param_mode)
     mask = np.asarray(layer.get("mask", np.ones((node.out_width, node.in_width))))
     circuits: dict[tuple, list] = {}
     for i in range(node.in_width):
         for o in range(node.out_width):
             if mask[o, i] == 0:
                 continue
-            ops, symbols = bind(staged, _edge_values(node, layer, o, i))
+            ops, symbols = bind(staged, _edge_values(node, layer, o, i), param_mode)
             try:
                 ec = lower_bound(ops, symbols, staged.observable, b, level)
             except EmitError as exc:
                 raise EmitError(f"{node.name} edge ({o}, {i}) ({node.ansatz}): {exc}") from None
-            circuits.setdefault((i, ec.gates), [ec, i, []])[2].append((o, i))
+            # edges of one input with the same circuit share a program (the parameter values
+            # are part of the circuit when they are inputs)
+            circuits.setdefault((i, ec.gates, ec.params), [ec, i, []])[2].append((o, i))
     ordered = list(circuits.values())
     programs = []
     for start in range(0, len(ordered), pack):
@@ -110,7 +115,8 @@ def plan_layer(node: KanNode, layer: dict, *, target: str, basis: str, level: st
 
 
 def plan_network(model, params, *, target: str = "qasm3", basis: str = "stdgates", level: str = "optimised",
-                 pack: int = 1, functions: str = "hoist", physical_qubits: bool = False) -> list[LayerPlan]:
+                 pack: int = 1, functions: str = "hoist", physical_qubits: bool = False,
+                 param_mode: str = "literal") -> list[LayerPlan]:
     """Every layer's plan for ``model`` (a :class:`qvaf.Compiled`) with parameters ``params``.
 
     Raises:
@@ -119,13 +125,20 @@ def plan_network(model, params, *, target: str = "qasm3", basis: str = "stdgates
     """
     if not isinstance(pack, int) or pack < 1:
         raise HardwareError(f"pack must be a positive integer, got {pack!r}")
-    graph = lowered_graph(model) if level == "written" else model.ir
+    if param_mode not in PARAM_MODES:
+        raise HardwareError(f"unknown parameter mode {param_mode!r}; modes: {', '.join(PARAM_MODES)}")
+    if param_mode == "input" and not EMITTERS[target].has_inputs:
+        raise HardwareError(f"parameters as program inputs need a target with inputs (qasm3); {target} has none")
+    # the optimised IR has data-free stretches fused into numbers; parametric programs start
+    # from the lowered circuit (stage() then runs every pass but the fusion)
+    graph = lowered_graph(model) if level == "written" or param_mode == "input" else model.ir
     plans, source = [], "input"
     for node_id, record in layer_order(graph)[1:-1]:
         if isinstance(record, KanNode):
             layer = {k: np.asarray(v) for k, v in params[node_id].items()}
             programs = plan_layer(record, layer, target=target, basis=basis, level=level, pack=pack,
-                                  functions=functions, physical_qubits=physical_qubits)
+                                  functions=functions, physical_qubits=physical_qubits,
+                                  param_mode=param_mode)
             plans.append(LayerPlan(node_id, record, source, programs))
         elif isinstance(record, LinearNode):
             plans.append(LayerPlan(node_id, record, source))
