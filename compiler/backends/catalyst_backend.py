@@ -2,35 +2,33 @@ r"""The catalyst backend: every edge circuit as a PennyLane program compiled by 
 (``qml.qjit``) for ``lightning.qubit``, the fidelity path.
 
 Each kan layer's circuit is written gate by gate from the IR as PennyLane operations (the
-reference backend's gate catalogue) and measured with ``qml.expval``. Catalyst compiles it
-once per circuit structure into a batched program over rows
+reference backend's gate catalogue) and measured with ``qml.expval``. Catalyst compiles one
+program per circuit *signature* (the gate sequence and the readout), batched over rows
 
 .. math::
 
-    v = (\theta_{\mathrm{flat}}, x) \in \mathbb{R}^{P + 1},
+    v = (\alpha_1, \dots, \alpha_A) \in \mathbb{R}^A,
 
-one row per (sample, edge): the edge's own parameters flattened (with ``group g`` edge
-(o, i) reads row ``i mod g``) followed by its input. The rows run in a ``catalyst.for_loop``
-whose length is a dynamic dimension (``abstracted_axes``), so one compilation serves every
-batch size, and parameters are arguments, so new values never recompile. Layers whose
-circuits are equal share one program. The programs:
+one row per (sample, edge): the circuit's gate angles in gate order, which JAX evaluates from
+the edge's own parameters and input (with ``group g`` edge (o, i) reads row ``i mod g``). The
+rows run in a ``catalyst.for_loop`` whose length is a dynamic dimension (``abstracted_axes``),
+so one compilation serves every batch size; parameters are arguments, so new values never
+recompile, and layers (or models) with equal signatures share one program. The programs:
 
 * ``value``: ``<O>`` per row, analytic; with ``shots=S`` the mean of S measurements on a
   device with that many shots (one program per S);
 * ``value_and_grad``: ``catalyst.value_and_grad`` of the circuit per row (adjoint method),
-  giving ``<O>`` and ``d<O>/dv``. The chain rule to the network's parameters and inputs is
-  assembled in JAX outside Catalyst, in a ``jax.custom_vjp``:
+  giving ``<O>`` and ``d<O>/dv``.
 
-.. math::
-
-    \frac{\partial L}{\partial \theta_{oi}} = \sum_b \bar\varphi_{boi}\, \frac{\partial \varphi_{boi}}{\partial \theta_{oi}},
-    \qquad
-    \frac{\partial L}{\partial x_{bi}} = \sum_o \bar\varphi_{boi}\, \frac{\partial \varphi_{boi}}{\partial x_{bi}}.
-
-(Under qjit, ``jax.grad`` and ``jax.vmap`` do not apply, and a gradient of a batched loss does
-not compile; a per-row gradient in a loop does.) The programs run on the host through
-``jax.pure_callback``, so the network functions work under ``jax.jit``, ``jax.grad``,
-``jax.vmap`` and inside the training loop's ``lax.fori_loop``, like the JAX backend's.
+The chain rule is assembled in JAX, outside Catalyst: a ``jax.custom_vjp`` maps the output
+cotangent to the angles, :math:`\bar v_{boi} = \bar\varphi_{boi}\, \partial\varphi_{boi}/\partial v`,
+and JAX's own autodiff of the angle expressions (``w x + b``, ``acos(x)``, ...) carries it to
+the parameters and the layer input. (Under qjit, ``jax.grad`` and ``jax.vmap`` do not apply,
+a gradient of a batched loss does not compile, and Catalyst's differentiator has no rule for
+some elementary functions (``acos`` lowers to ``atan2``); a per-row gradient of the bare
+circuit in a loop compiles.) The programs run on the host through ``jax.pure_callback``, so
+the network functions work under ``jax.jit``, ``jax.grad``, ``jax.vmap`` and inside the
+training loop's ``lax.fori_loop``, like the JAX backend's.
 
 Precision: lightning.qubit computes in complex128, so the programs compute in float64; a
 float32 model receives their results rounded to float32. Importing catalyst (this module does
@@ -85,15 +83,21 @@ def compile_count() -> int:
 # ----------------------------------------------------------------------------- one edge circuit
 
 
-def layout(kernel: Circuit) -> tuple[tuple[tuple[str, tuple[int, ...], int, int], ...], int]:
-    """Where each per-edge array sits in a row: ``((name, shape, start, stop), ...)`` and the
-    number ``P`` of parameter entries (the row's input ``x`` is entry ``P``)."""
-    out, start = [], 0
-    for name, shape in kernel.params:
-        size = math.prod(shape)
-        out.append((name, tuple(shape), start, start + size))
-        start += size
-    return tuple(out), start
+def signature(kernel: Circuit) -> tuple:
+    """What a compiled program depends on: the gate sequence (loops unrolled, fused blocks
+    opened) and the readout. Circuits that differ only in their angle expressions share it."""
+    return tuple(gate.op for gate, _env in _common.flatten_ops(kernel)), kernel.observable
+
+
+def width(sig: tuple) -> int:
+    """The number of gate angles of a program, the length of its rows (at least 1: a circuit
+    without angles reads one unused entry)."""
+    from .reference import gate_table
+
+    import inspect
+
+    table = gate_table()
+    return max(1, sum(len(inspect.signature(table[op]).parameters) for op in sig[0]))
 
 
 def _check_gates(kernel: Circuit) -> None:
@@ -105,25 +109,24 @@ def _check_gates(kernel: Circuit) -> None:
             raise BackendError(f"the catalyst backend cannot run gate {gate.op.value!r}")
 
 
-def _qnode(kernel: Circuit, shots: int | None):
-    """The circuit as a QNode of one row ``v`` (see the module docstring)."""
-    import jax.numpy as jnp
+def _qnode(sig: tuple, shots: int | None):
+    """The circuit as a QNode of one row ``v`` of gate angles, in gate order."""
+    import inspect
+
     import pennylane as qml
 
     from .reference import gate_table
 
     table = gate_table()
-    gates = _common.flatten_ops(kernel)
-    slots, width = layout(kernel)
-    constants = kernel.constant_arrays()
-    observable = {"x": qml.PauliX, "y": qml.PauliY, "z": qml.PauliZ, "inspired": qml.PauliZ}[kernel.observable]
+    ops, readout = sig
+    arity = [len(inspect.signature(table[op]).parameters) for op in ops]
+    observable = {"x": qml.PauliX, "y": qml.PauliY, "z": qml.PauliZ, "inspired": qml.PauliZ}[readout]
 
     def circuit(v):
-        arrays = {name: v[a:b].reshape(shape) for name, shape, a, b in slots}
-        arrays.update(constants)
-        x = v[width]
-        for gate, env in gates:
-            table[gate.op](*(jnp.asarray(evaluate(a, x, arrays, jnp, env), jnp.float64) for a in gate.angles))
+        k = 0
+        for op, n in zip(ops, arity):
+            table[op](*(v[k + j] for j in range(n)))
+            k += n
         return qml.expval(observable(0))
 
     device = qml.device(DEVICE, wires=1)
@@ -132,14 +135,14 @@ def _qnode(kernel: Circuit, shots: int | None):
     return qml.set_shots(qml.qnode(device, diff_method=None)(circuit), shots=shots)
 
 
-def _compile(kernel: Circuit, kind: str, shots: int | None, seed: int | None):
-    """The qjit object of one program: rows ``V [n, P + 1]`` -> ``values [n]`` (and
-    ``grads [n, P + 1]`` for ``value_and_grad``), ``n`` dynamic."""
+def _compile(sig: tuple, kind: str, shots: int | None, seed: int | None):
+    """The qjit object of one program: rows ``V [n, A]`` -> ``values [n]`` (and
+    ``grads [n, A]`` for ``value_and_grad``), ``n`` dynamic."""
     import catalyst
     import jax.numpy as jnp
     import pennylane as qml
 
-    qnode = _qnode(kernel, shots)
+    qnode = _qnode(sig, shots)
     per_row = catalyst.value_and_grad(qnode) if kind == "value_and_grad" else qnode
 
     def rows(V):
@@ -163,10 +166,11 @@ def _compile(kernel: Circuit, kind: str, shots: int | None, seed: int | None):
 
 @dataclass
 class EdgeProgram:
-    """One compiled edge circuit: ``kind`` ``"value"`` or ``"value_and_grad"``, with
-    ``shots`` (None: analytic) and the sampling ``seed`` (None: the device's)."""
+    """One compiled edge circuit (a :func:`signature`): ``kind`` ``"value"`` or
+    ``"value_and_grad"``, with ``shots`` (None: analytic) and the sampling ``seed`` (None:
+    the device's)."""
 
-    kernel: Circuit
+    signature: tuple
     kind: str
     shots: int | None
     seed: int | None
@@ -183,10 +187,14 @@ class EdgeProgram:
             return np.asarray(out[0], np.float64), np.asarray(out[1], np.float64)
         return np.asarray(out, np.float64)
 
+    @property
+    def width(self) -> int:
+        return width(self.signature)
+
     def compile(self) -> "EdgeProgram":
         """Compile now (a call on one row of zeros) if no call has yet."""
         if getattr(self.qjit, "compiled_function", None) is None:
-            self(np.zeros((1, layout(self.kernel)[1] + 1), np.float64))
+            self(np.zeros((1, self.width), np.float64))
         return self
 
     @property
@@ -196,15 +204,14 @@ class EdgeProgram:
         return self.qjit.mlir
 
 
-def program(kernel: Circuit, kind: str = "value", shots: int | None = None, seed: int | None = None) -> EdgeProgram:
-    """The compiled program of ``kernel`` (compiled on its first call), shared by equal circuits."""
-    key = (kernel, kind, shots, seed)
+def program(sig: tuple, kind: str = "value", shots: int | None = None, seed: int | None = None) -> EdgeProgram:
+    """The compiled program of a circuit :func:`signature` (compiled on its first call)."""
+    key = (sig, kind, shots, seed)
     hit = _PROGRAMS.get(key)
     if hit is not None:
         _PROGRAMS.move_to_end(key)
         return hit
-    _check_gates(kernel)
-    made = EdgeProgram(kernel, kind, shots, seed, _compile(kernel, kind, shots, seed))
+    made = EdgeProgram(sig, kind, shots, seed, _compile(sig, kind, shots, seed))
     _PROGRAMS[key] = made
     while len(_PROGRAMS) > _PROGRAM_LIMIT:
         _PROGRAMS.popitem(last=False)
@@ -214,72 +221,65 @@ def program(kernel: Circuit, kind: str = "value", shots: int | None = None, seed
 # ----------------------------------------------------------------------------- host side
 
 
-def _rows(flat: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """Rows ``[B * O * I, P + 1]`` from per-edge parameters ``flat [O, I, P]`` and inputs
-    ``x [B, I]``, in (b, o, i) order."""
-    out_w, in_w, width = flat.shape
-    rows = np.empty((x.shape[0], out_w, in_w, width + 1), np.float64)
-    rows[..., :width] = flat[None]
-    rows[..., width] = x[:, None, :]
-    return rows.reshape(-1, width + 1)
-
-
 def seed_of(key_data) -> int:
     """An unsigned 32-bit sampling seed from a key's raw data (a hash: equal keys, equal seeds)."""
     data = np.ascontiguousarray(np.asarray(key_data, np.uint32)).tobytes()
     return int.from_bytes(hashlib.blake2b(data, digest_size=4).digest(), "little")
 
 
-def _host_values(kernel, shots, seeded, dtype, flat, x, key_data):
-    flat, x = np.asarray(flat, np.float64), np.asarray(x, np.float64)
-    seed = seed_of(key_data) if seeded else None
-    values = program(kernel, "value", shots, seed)(_rows(flat, x))
-    return values.reshape(x.shape[0], *flat.shape[:2]).astype(dtype)
+def _host_rows(angles) -> np.ndarray:
+    """Rows ``[n, A]`` from the A angle arrays of one shape (``[B, out, in]``)."""
+    return np.stack([np.asarray(a, np.float64) for a in angles], axis=-1).reshape(-1, len(angles))
 
 
-def _host_value_and_grad(kernel, dtype, flat, x):
-    flat, x = np.asarray(flat, np.float64), np.asarray(x, np.float64)
-    values, grads = program(kernel, "value_and_grad")(_rows(flat, x))
-    shape = (x.shape[0], *flat.shape[:2])
-    return values.reshape(shape).astype(dtype), grads.reshape(*shape, flat.shape[2] + 1).astype(dtype)
+def _host_values(sig, shots, seeded, dtype, key_hi, key_lo, *angles):
+    seed = seed_of([key_hi, key_lo]) if seeded else None
+    values = program(sig, "value", shots, seed)(_host_rows(angles))
+    return values.reshape(np.shape(angles[0])).astype(dtype)
+
+
+def _host_value_and_grad(sig, dtype, *angles):
+    values, grads = program(sig, "value_and_grad")(_host_rows(angles))
+    shape = np.shape(angles[0])
+    return values.reshape(shape).astype(dtype), grads.reshape(*shape, len(angles)).astype(dtype)
 
 
 # ----------------------------------------------------------------------------- the JAX side
 
 
-def _edge_function(kernel: Circuit, dtype, shots: int | None, seeded: bool) -> Callable:
-    """``phi(flat [O, I, P], x [B, I], key_data) -> [B, O, I]`` with a VJP in ``flat`` and ``x``."""
+def _edge_function(sig: tuple, dtype, shots: int | None, seeded: bool) -> Callable:
+    """``phi(angles, key_data) -> [B, out, in]``: the circuit's readout for every (sample, edge)
+    from its A gate angles (a tuple of A arrays ``[B, out, in]``), with a VJP in the angles.
+
+    The angles (and the key's two words) reach the host as separate operands, not stacked:
+    XLA's CPU compiler (jaxlib 0.7.1) fails on a host callback whose operand is an unfused
+    concatenation.
+    """
     import jax
     import jax.numpy as jnp
 
-    def shapes(flat, x):
-        return (x.shape[0], flat.shape[0], flat.shape[1])
+    def values(angles, key_data):
+        out = jax.ShapeDtypeStruct(angles[0].shape, dtype)
+        return jax.pure_callback(partial(_host_values, sig, shots, seeded, dtype), out, key_data[0], key_data[1],
+                                 *angles, vmap_method="sequential")
 
-    def values(flat, x, key_data):
-        out = jax.ShapeDtypeStruct(shapes(flat, x), dtype)
-        return jax.pure_callback(partial(_host_values, kernel, shots, seeded, dtype), out, flat, x, key_data,
-                                 vmap_method="sequential")
-
-    def value_and_grad(flat, x):
-        shape = shapes(flat, x)
-        out = (jax.ShapeDtypeStruct(shape, dtype), jax.ShapeDtypeStruct((*shape, flat.shape[2] + 1), dtype))
-        return jax.pure_callback(partial(_host_value_and_grad, kernel, dtype), out, flat, x,
-                                 vmap_method="sequential")
+    def value_and_grad(angles):
+        shape = angles[0].shape
+        out = (jax.ShapeDtypeStruct(shape, dtype), jax.ShapeDtypeStruct((*shape, len(angles)), dtype))
+        return jax.pure_callback(partial(_host_value_and_grad, sig, dtype), out, *angles, vmap_method="sequential")
 
     @jax.custom_vjp
-    def phi(flat, x, key_data):
-        return values(flat, x, key_data)
+    def phi(angles, key_data):
+        return values(angles, key_data)
 
-    def fwd(flat, x, key_data):
-        value, grads = value_and_grad(flat, x)
+    def fwd(angles, key_data):
+        value, grads = value_and_grad(angles)
         if shots is not None:  # sampled values, the expectation's gradient
-            value = values(flat, x, key_data)
+            value = values(angles, key_data)
         return value, grads
 
     def bwd(grads, ct):
-        d_flat = jnp.einsum("boi,boip->oip", ct, grads[..., :-1])
-        d_x = jnp.einsum("boi,boi->bi", ct, grads[..., -1])
-        return d_flat, d_x, None
+        return tuple(ct * grads[..., k] for k in range(grads.shape[-1])), None
 
     phi.defvjp(fwd, bwd)
     return phi
@@ -298,18 +298,27 @@ def _key_data(key, index: int):
     return jnp.asarray(key, jnp.uint32)
 
 
+def gate_angles(node: KanNode, layer_params, x, dtype) -> tuple:
+    """Every gate angle of every (sample, edge) circuit, in gate order: A arrays
+    ``[B, out, in]``, the columns of the rows the programs read (with ``group g`` edge (o, i)
+    reads row ``i mod g``). A circuit without angles gives one array of zeros."""
+    import jax.numpy as jnp
+
+    p = _common.edge_params(node, layer_params, jnp, dtype)
+    xe = x[:, None, :]  # [B, 1, in]
+    shape = (x.shape[0], node.out_width, node.in_width)
+    angles = tuple(jnp.broadcast_to(jnp.asarray(evaluate(a, xe, p, jnp, env), dtype), shape)
+                   for gate, env in _common.flatten_ops(node.kernel) for a in gate.angles)
+    return angles or (jnp.zeros(shape, dtype),)
+
+
 def edge_values(node: KanNode, layer_params, x, dtype, *, shots=None, key=None, index: int = 0):
     """Raw activations ``phi_oi(x_bi)`` of every edge of a kan layer, ``[B, out, in]``, from
     the layer's compiled program (the mean of ``shots`` measurements when given)."""
     import jax.numpy as jnp
 
-    p = _common.edge_params(node, layer_params, jnp, dtype)
-    edges = (node.out_width, node.in_width)
-    cols = [jnp.broadcast_to(jnp.asarray(p[name], dtype), (*edges, *shape)).reshape(*edges, -1)
-            for name, shape in node.kernel.params]
-    flat = jnp.concatenate(cols, axis=-1) if cols else jnp.zeros((*edges, 0), dtype)
-    phi = _edge_function(node.kernel, dtype, shots, key is not None)
-    value = phi(flat, jnp.asarray(x, dtype), _key_data(key, index))
+    phi = _edge_function(signature(node.kernel), dtype, shots, key is not None)
+    value = phi(gate_angles(node, layer_params, x, dtype), _key_data(key, index))
     if node.kernel.observable == "inspired":
         tiny = jnp.finfo(dtype).tiny
         value = jnp.sqrt(jnp.maximum((1 + value) / 2, tiny)) - jnp.sqrt(jnp.maximum((1 - value) / 2, tiny))
@@ -354,11 +363,12 @@ class CatalystFunctions:
     kernels: tuple[tuple[str, Circuit], ...]
 
     def programs(self, kind: str = "value") -> list[tuple[tuple[str, ...], EdgeProgram]]:
-        """``(layer ids, program)`` for every distinct edge circuit, in layer order."""
-        groups: dict[Circuit, list[str]] = {}
+        """``(layer ids, program)`` for every distinct edge circuit (:func:`signature`), in
+        layer order."""
+        groups: dict[tuple, list[str]] = {}
         for layer_id, kernel in self.kernels:
-            groups.setdefault(kernel, []).append(layer_id)
-        return [(tuple(ids), program(kernel, kind)) for kernel, ids in groups.items()]
+            groups.setdefault(signature(kernel), []).append(layer_id)
+        return [(tuple(ids), program(sig, kind)) for sig, ids in groups.items()]
 
 
 def build(graph, dtype: str) -> CatalystFunctions:
