@@ -96,11 +96,16 @@ def _assert_trees_close(got, want, rel):
                                        err_msg=f"{layer}.{name}")
 
 
-def test_the_backend_is_registered():
-    from qvaf.compiler.backends import BACKENDS, REQUIRES
+def test_the_backend_is_registered_with_its_install_hint(monkeypatch):
+    from qvaf.compiler import backends
 
-    assert BACKENDS["catalyst"].endswith("catalyst_backend") and "catalyst" in REQUIRES["catalyst"]
+    assert backends.BACKENDS["catalyst"].endswith("catalyst_backend")
     assert get_backend("catalyst") is cb
+    real_find_spec = backends.importlib.util.find_spec
+    monkeypatch.setattr(backends.importlib.util, "find_spec",
+                        lambda name, *a: None if name == "catalyst" else real_find_spec(name, *a))
+    with pytest.raises(qvaf.QvafError, match=r"needs the package 'catalyst'.*pip install 'pennylane-catalyst==0.15.0'"):
+        get_backend("catalyst")
 
 
 @pytest.mark.parametrize("path,kind,name", TARGETS)
