@@ -50,7 +50,7 @@ from __future__ import annotations
 
 import collections
 import hashlib
-import math
+import threading
 from dataclasses import dataclass
 from functools import partial
 from typing import Callable
@@ -73,6 +73,9 @@ DEVICE = "lightning.qubit"
 _PROGRAMS: "collections.OrderedDict[tuple, EdgeProgram]" = collections.OrderedDict()
 _PROGRAM_LIMIT = 64
 _COMPILES = {"count": 0}
+#: held while a program is looked up, compiled or run: XLA may call two host callbacks at once
+#: (a sampled value and its gradient), and Catalyst's tracing and runtime are not re-entrant
+_LOCK = threading.RLock()
 
 
 def compile_count() -> int:
@@ -89,15 +92,19 @@ def signature(kernel: Circuit) -> tuple:
     return tuple(gate.op for gate, _env in _common.flatten_ops(kernel)), kernel.observable
 
 
+def _arity(op) -> int:
+    """How many angles a gate of the catalogue takes."""
+    import inspect
+
+    from .reference import gate_table
+
+    return len(inspect.signature(gate_table()[op]).parameters)
+
+
 def width(sig: tuple) -> int:
     """The number of gate angles of a program, the length of its rows (at least 1: a circuit
     without angles reads one unused entry)."""
-    from .reference import gate_table
-
-    import inspect
-
-    table = gate_table()
-    return max(1, sum(len(inspect.signature(table[op]).parameters) for op in sig[0]))
+    return max(1, sum(_arity(op) for op in sig[0]))
 
 
 def _check_gates(kernel: Circuit) -> None:
@@ -111,15 +118,13 @@ def _check_gates(kernel: Circuit) -> None:
 
 def _qnode(sig: tuple, shots: int | None):
     """The circuit as a QNode of one row ``v`` of gate angles, in gate order."""
-    import inspect
-
     import pennylane as qml
 
     from .reference import gate_table
 
     table = gate_table()
     ops, readout = sig
-    arity = [len(inspect.signature(table[op]).parameters) for op in ops]
+    arity = [_arity(op) for op in ops]
     observable = {"x": qml.PauliX, "y": qml.PauliY, "z": qml.PauliZ, "inspired": qml.PauliZ}[readout]
 
     def circuit(v):
@@ -193,8 +198,9 @@ class EdgeProgram:
 
     def compile(self) -> "EdgeProgram":
         """Compile now (a call on one row of zeros) if no call has yet."""
-        if getattr(self.qjit, "compiled_function", None) is None:
-            self(np.zeros((1, self.width), np.float64))
+        with _LOCK:
+            if getattr(self.qjit, "compiled_function", None) is None:
+                self(np.zeros((1, self.width), np.float64))
         return self
 
     @property
@@ -234,12 +240,14 @@ def _host_rows(angles) -> np.ndarray:
 
 def _host_values(sig, shots, seeded, dtype, key_hi, key_lo, *angles):
     seed = seed_of([key_hi, key_lo]) if seeded else None
-    values = program(sig, "value", shots, seed)(_host_rows(angles))
+    with _LOCK:
+        values = program(sig, "value", shots, seed)(_host_rows(angles))
     return values.reshape(np.shape(angles[0])).astype(dtype)
 
 
 def _host_value_and_grad(sig, dtype, *angles):
-    values, grads = program(sig, "value_and_grad")(_host_rows(angles))
+    with _LOCK:
+        values, grads = program(sig, "value_and_grad")(_host_rows(angles))
     shape = np.shape(angles[0])
     return values.reshape(shape).astype(dtype), grads.reshape(*shape, len(angles)).astype(dtype)
 
