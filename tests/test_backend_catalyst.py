@@ -178,6 +178,11 @@ def test_float32_models_receive_rounded_float64_results(regression):
     assert y32.dtype == jnp.float32 and all(a.dtype == jnp.float32 for a in jax.tree_util.tree_leaves(g32))
     np.testing.assert_allclose(np.asarray(y32, np.float64), np.asarray(y64), rtol=0, atol=1e-6)
     _assert_trees_close(g32, g64, 1e-5)
+    for layer in ("layer0", "layer1"):  # the deeper one reads the first one's host-computed values
+        phi32 = cat32.edge_values(p32, regression.x.astype(np.float32), layer)
+        phi64 = regression.jax.edge_values(regression.params, regression.x, layer)
+        assert phi32.dtype == jnp.float32
+        np.testing.assert_allclose(np.asarray(phi32, np.float64), np.asarray(phi64), rtol=0, atol=1e-6)
 
 
 def test_one_compilation_per_circuit_whatever_the_batch_or_the_parameters(regression):
@@ -241,6 +246,7 @@ def test_train_and_eval_from_the_command_line(tmp_path):
     on_catalyst, on_jax = eval_run(out), eval_run(out, backend="jax")
     assert abs(on_catalyst["loss"] - on_jax["loss"]) < 1e-5 * max(1.0, on_jax["loss"])
     assert main(["eval", out, "--backend", "jax", "--json"]) == 0
+    assert main(["plot", out, "--out", str(tmp_path / "plots")]) == 0  # every layer's edge values
 
 
 def test_inspect_prints_each_distinct_circuits_program(capsys):

@@ -67,8 +67,8 @@ DTYPES = ("float32", "float64")
 #: the device every program runs on
 DEVICE = "lightning.qubit"
 
-#: compiled programs, keyed by ``(circuit, kind, shots, seed)``: the circuit IR record (a
-#: value, so equal circuits of any layer or model share one program). At most
+#: compiled programs, keyed by ``(signature, kind, shots, seed)`` (:func:`signature`: a value,
+#: so equal gate sequences of any layer or model share one program). At most
 #: ``_PROGRAM_LIMIT`` are kept; the least recently used goes first.
 _PROGRAMS: "collections.OrderedDict[tuple, EdgeProgram]" = collections.OrderedDict()
 _PROGRAM_LIMIT = 64
@@ -362,7 +362,8 @@ class CatalystFunctions:
     ``edge_values(params, x, layer_id, *, key=None, shots=None)`` -> [B, out, in].
 
     ``kernels`` lists each kan layer with its circuit; :meth:`programs` gives the compiled
-    program of each distinct circuit.
+    program of each distinct circuit. ``key`` without ``shots`` is an error; ``shots``
+    without ``key`` samples from the device's own seed (fresh samples on every call).
     """
 
     apply: Callable
@@ -428,7 +429,9 @@ def build(graph, dtype: str) -> CatalystFunctions:
             raise BackendError(f"{layer_id!r} is not a kan layer; kan layers: {', '.join(kan_ids) or 'none'}")
         params, x, single = prepare(params, x)
         phi = _common.forward(order, params, x, edge_fn(key, shots), jnp, stop_at=layer_id)
-        return phi[0] if single else phi
+        # returned in a pair: XLA's CPU compiler (jaxlib 0.7.1) aborts on a program whose
+        # result is a host callback's output that depends on another host callback's
+        return (phi[0] if single else phi), jnp.zeros((0,), jdtype)
 
     jit_apply = jax.jit(apply, static_argnames="shots")
     jit_edges = jax.jit(edges, static_argnames=("layer_id", "shots"))
@@ -439,7 +442,7 @@ def build(graph, dtype: str) -> CatalystFunctions:
 
     def checked_edges(params, x, layer_id, *, key=None, shots=None):
         check_shots(shots, key)
-        return jit_edges(params, x, layer_id=layer_id, key=key, shots=shots)
+        return jit_edges(params, x, layer_id=layer_id, key=key, shots=shots)[0]
 
     return CatalystFunctions(apply=checked_apply, layer_inputs=jax.jit(layer_inputs), edge_values=checked_edges,
                              kernels=kernels)
