@@ -242,14 +242,14 @@ def _host_values(sig, shots, seeded, dtype, key_hi, key_lo, *angles):
     seed = seed_of([key_hi, key_lo]) if seeded else None
     with _LOCK:
         values = program(sig, "value", shots, seed)(_host_rows(angles))
-    return values.reshape(np.shape(angles[0])).astype(dtype)
+    return values.reshape(np.shape(angles[0])).astype(dtype), np.ones((), dtype)
 
 
 def _host_value_and_grad(sig, dtype, *angles):
     with _LOCK:
         values, grads = program(sig, "value_and_grad")(_host_rows(angles))
     shape = np.shape(angles[0])
-    return values.reshape(shape).astype(dtype), grads.reshape(*shape, len(angles)).astype(dtype)
+    return values.reshape(shape).astype(dtype), grads.reshape(*shape, len(angles)).astype(dtype), np.ones((), dtype)
 
 
 # ----------------------------------------------------------------------------- the JAX side
@@ -259,22 +259,29 @@ def _edge_function(sig: tuple, dtype, shots: int | None, seeded: bool) -> Callab
     """``phi(angles, key_data) -> [B, out, in]``: the circuit's readout for every (sample, edge)
     from its A gate angles (a tuple of A arrays ``[B, out, in]``), with a VJP in the angles.
 
-    The angles (and the key's two words) reach the host as separate operands, not stacked:
-    XLA's CPU compiler (jaxlib 0.7.1) fails on a host callback whose operand is an unfused
-    concatenation.
+    Two ways around XLA's CPU compiler (jaxlib 0.7.1), which aborts on some programs with
+    host callbacks: the angles (and the key's two words) reach the host as separate operands,
+    not stacked (it fails on an unfused concatenation feeding a callback), and every result
+    leaves multiplied by a ``1`` the host returns with it, so that no program ends in a
+    callback's output (it fails on one fed by another callback). ``v * 1`` is ``v`` exactly.
     """
     import jax
     import jax.numpy as jnp
 
+    one = jax.ShapeDtypeStruct((), dtype)
+
     def values(angles, key_data):
-        out = jax.ShapeDtypeStruct(angles[0].shape, dtype)
-        return jax.pure_callback(partial(_host_values, sig, shots, seeded, dtype), out, key_data[0], key_data[1],
-                                 *angles, vmap_method="sequential")
+        out = (jax.ShapeDtypeStruct(angles[0].shape, dtype), one)
+        value, unit = jax.pure_callback(partial(_host_values, sig, shots, seeded, dtype), out, key_data[0],
+                                        key_data[1], *angles, vmap_method="sequential")
+        return value * unit
 
     def value_and_grad(angles):
         shape = angles[0].shape
-        out = (jax.ShapeDtypeStruct(shape, dtype), jax.ShapeDtypeStruct((*shape, len(angles)), dtype))
-        return jax.pure_callback(partial(_host_value_and_grad, sig, dtype), out, *angles, vmap_method="sequential")
+        out = (jax.ShapeDtypeStruct(shape, dtype), jax.ShapeDtypeStruct((*shape, len(angles)), dtype), one)
+        value, grads, unit = jax.pure_callback(partial(_host_value_and_grad, sig, dtype), out, *angles,
+                                               vmap_method="sequential")
+        return value * unit, grads
 
     @jax.custom_vjp
     def phi(angles, key_data):
@@ -429,9 +436,7 @@ def build(graph, dtype: str) -> CatalystFunctions:
             raise BackendError(f"{layer_id!r} is not a kan layer; kan layers: {', '.join(kan_ids) or 'none'}")
         params, x, single = prepare(params, x)
         phi = _common.forward(order, params, x, edge_fn(key, shots), jnp, stop_at=layer_id)
-        # returned in a pair: XLA's CPU compiler (jaxlib 0.7.1) aborts on a program whose
-        # result is a host callback's output that depends on another host callback's
-        return (phi[0] if single else phi), jnp.zeros((0,), jdtype)
+        return phi[0] if single else phi
 
     jit_apply = jax.jit(apply, static_argnames="shots")
     jit_edges = jax.jit(edges, static_argnames=("layer_id", "shots"))
@@ -442,7 +447,7 @@ def build(graph, dtype: str) -> CatalystFunctions:
 
     def checked_edges(params, x, layer_id, *, key=None, shots=None):
         check_shots(shots, key)
-        return jit_edges(params, x, layer_id=layer_id, key=key, shots=shots)[0]
+        return jit_edges(params, x, layer_id=layer_id, key=key, shots=shots)
 
     return CatalystFunctions(apply=checked_apply, layer_inputs=jax.jit(layer_inputs), edge_values=checked_edges,
                              kernels=kernels)
