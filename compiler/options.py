@@ -69,7 +69,9 @@ class CompileOptions:
 
     Attributes:
         backend: the executor, a name of :data:`qvaf.compiler.backends.BACKENDS`: ``"jax"``
-            (the Bloch-vector kernels; training) or ``"reference"`` (PennyLane
+            (the Bloch-vector kernels; training), ``"catalyst"`` (Catalyst-compiled PennyLane
+            programs on ``lightning.qubit``, analytic or with shots; the fidelity path, slow;
+            importing catalyst turns JAX's 64-bit mode on) or ``"reference"`` (PennyLane
             ``default.qubit`` edge by edge, float64 only; an independent second opinion).
         dtype: ``"float32"`` or ``"float64"``, or any spelling :func:`canonical_dtype` takes;
             stored as the string. float64 needs JAX's 64-bit mode (see the module docstring).

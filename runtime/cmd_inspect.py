@@ -1,14 +1,15 @@
 """``qvaf inspect``: what the compiler makes of a spec, layer by layer.
 
     qvaf inspect SPEC [--model NAME | --ansatz NAME] [--arg K=V ...]
-                      [--ansatz-arg [LAYER:]K=V ...] [--dump-ir]
+                      [--ansatz-arg [LAYER:]K=V ...] [--dump-ir] [--backend catalyst]
 
 For every model of the spec (or the one chosen) it prints one row per layer: edges, gates
 before and after the optimisation passes, kernel ops after fusion, data re-uploads, trainable
 and fixed parameter counts, and the highest frequency the activation can contain. A spec
 with no model inspects each ansatz as a 1 -> 1 network. ``--dump-ir`` first prints the IR as
 lowered and after every pass. Parameters the optimised circuits never read are reported as
-warnings on stderr, with the spec's own warnings.
+warnings on stderr, with the spec's own warnings. ``--backend catalyst`` also prints, for each
+distinct edge circuit, the MLIR of the program Catalyst compiles for it (compiling it).
 """
 
 from __future__ import annotations
@@ -36,6 +37,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--ansatz-arg", action="append", default=[], metavar="[LAYER:]K=V",
                    help="override an ansatz argument of every kan layer, or of LAYER (e.g. layer1:reps=5)")
     p.add_argument("--dump-ir", action="store_true", help="print the IR as lowered and after each pass")
+    p.add_argument("--backend", metavar="NAME",
+                   help="also print the program this backend compiles for each distinct edge circuit "
+                        "(catalyst: its MLIR; compiling takes seconds)")
     p.set_defaults(run=run)
 
 
@@ -102,6 +106,8 @@ def run(opts, out=None, err=None) -> int:
 
     out = out or sys.stdout
     err = err or sys.stderr
+    backend = getattr(opts, "backend", None)
+    _check_backend(backend)
     program = load_program(find_spec(opts.spec))
     args = parse_args(opts.arg)
     overrides = parse_overrides(opts.ansatz_arg)
@@ -133,5 +139,34 @@ def run(opts, out=None, err=None) -> int:
             print(f"warning: {kind} {name}: {u.message()}", file=err)
         for d in domain_limits(optimized):
             print(f"note: {kind} {name}: {d.message()}", file=err)
+        if backend is not None:
+            print_programs(optimized, out)
     print(LEGEND, file=out)
     return 0
+
+
+#: backends whose compiled programs ``--backend`` can show
+SHOWS_PROGRAMS = ("catalyst",)
+
+
+def _check_backend(backend) -> None:
+    if backend is None:
+        return
+    from qvaf.compiler.backends import BACKENDS
+
+    if backend not in BACKENDS:
+        raise QvafError(f"--backend: unknown backend {backend!r}; available backends: {', '.join(BACKENDS)}")
+    if backend not in SHOWS_PROGRAMS:
+        raise QvafError(f"--backend: the {backend!r} backend compiles no program per circuit to show; "
+                        f"use --backend {' or '.join(SHOWS_PROGRAMS)}")
+
+
+def print_programs(graph, out) -> None:
+    """The MLIR Catalyst compiles for each distinct edge circuit of ``graph``."""
+    from qvaf.compiler import backends
+    fns = backends.get_backend("catalyst").build(graph, "float64")
+    for layer_ids, prog in fns.programs():
+        readout = {"inspired": "z"}.get(prog.signature[1], prog.signature[1])
+        print(f"--- catalyst program for {', '.join(layer_ids)}: rows [n, {prog.width}] (gate angles) "
+              f"-> <{readout}> [n] ---", file=out)
+        print(prog.mlir.rstrip(), file=out)

@@ -55,6 +55,8 @@ def add_parser(subparsers) -> None:
 
     p.add_argument("--dtype", choices=DTYPES, help="compute dtype (default float32; float64 turns JAX's 64-bit mode "
                                                    "on for this process)")
+    _add_backend_flag(p, "backend that runs the circuits: jax (default, fast) or catalyst (compiled PennyLane "
+                         "programs on lightning.qubit; slow, the fidelity path)")
     _add_data_flags(p)
     p.add_argument("--out", help="run directory (default runs/MODEL-TASK)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
@@ -68,6 +70,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("checkpoint", help="a run directory or a checkpoint directory")
     p.add_argument("--task", help="task (default: the run's own)")
     p.add_argument("--split", choices=["train", "val", "test"], default="test")
+    _add_backend_flag(p, "evaluate with this backend instead of the run's own (e.g. catalyst for a model "
+                         "trained with jax)")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
     p.set_defaults(run=run_eval)
 
@@ -89,6 +93,12 @@ def add_parser(subparsers) -> None:
     p.add_argument("--steps", type=int, default=600, help="training steps (default 600)")
     _add_output_flags(p)
     p.set_defaults(run=run_demo)
+
+
+def _add_backend_flag(p, text: str) -> None:
+    from qvaf.compiler.backends import BACKENDS
+
+    p.add_argument("--backend", choices=list(BACKENDS), help=text)
 
 
 def _add_data_flags(p) -> None:
@@ -254,7 +264,7 @@ def _run_train(args) -> int:
         args._out = out
         summary = train_run(args.spec, _task_config(args, args.task), config, out=out, model_name=args.model,
                             model_args=_model_args(args.arg), dtype=args.dtype or "float32",
-                            progress=not args.quiet, devices=args.devices,
+                            backend=args.backend or "jax", progress=not args.quiet, devices=args.devices,
                             on_record=lambda r: _emit(args, {"event": "eval", **r}))
     _finish(args, summary, time.perf_counter() - t0)
     return 1 if summary["stop_reason"] == "nan" else 0
@@ -263,7 +273,8 @@ def _run_train(args) -> int:
 def _check_resume_flags(args) -> None:
     from .run import RunError
 
-    given = [f for f in ("spec", "task", "model", "dtype", "data_seed", "n_train", "target_col", "classify")
+    given = [f for f in ("spec", "task", "model", "dtype", "backend", "data_seed", "n_train", "target_col",
+                         "classify")
              if getattr(args, f, None)]
     given += [f for f in _TRAIN_FLAGS if f != "steps" and getattr(args, f, None) is not None]
     if args.arg:
@@ -286,7 +297,7 @@ def _finish(args, summary: dict, seconds: float) -> None:
 def run_eval(args) -> int:
     from .run import eval_run
 
-    result = eval_run(args.checkpoint, args.task, args.split)
+    result = eval_run(args.checkpoint, args.task, args.split, backend=args.backend)
     if args.json:
         print(json.dumps(result))
     else:

@@ -8,7 +8,8 @@ This is what ``qvaf train`` / ``qvaf eval`` do, callable from Python::
     print(summary["test"]["rmse"])
 
 A run's configuration is a JSON dict with three parts, stored in every checkpoint:
-``model`` (spec file inside the checkpoint, model name, arguments, ansatz overrides, dtype),
+``model`` (spec file inside the checkpoint, model name, arguments, ansatz overrides, dtype,
+backend),
 ``task`` (task name and data options) and ``train`` (:class:`TrainConfig`). Resuming
 rebuilds the model from the spec copy saved in the checkpoint, so a run continues with
 exactly the code it started with.
@@ -50,7 +51,7 @@ def compile_model(spec_path: str, model_cfg: dict):
 
     return qvaf.compile(spec_path, model_cfg.get("model"), args=model_cfg.get("args") or None,
                         ansatz_overrides=model_cfg.get("ansatz_overrides") or None,
-                        dtype=model_cfg.get("dtype", "float32"))
+                        dtype=model_cfg.get("dtype", "float32"), backend=model_cfg.get("backend", "jax"))
 
 
 def saved_dtype(path) -> str | None:
@@ -74,7 +75,7 @@ def task_from_config(task_cfg: dict) -> Dataset:
 def model_config(model, spec_rel: str, dtype: str) -> dict:
     return {"spec": spec_rel, "model": model.model_name, "args": dict(model.model_args),
             "ansatz_overrides": {k: dict(v) for k, v in (model.ansatz_overrides or {}).items()},
-            "dtype": dtype}
+            "dtype": dtype, "backend": model.backend}
 
 
 def reps_overrides(config: TrainConfig) -> dict | None:
@@ -90,11 +91,12 @@ def reps_overrides(config: TrainConfig) -> dict | None:
 
 
 def train_run(spec: str, task: str | dict, config: TrainConfig | None, *, out: str, model_name: str | None = None,
-              model_args: dict | None = None, dtype: str = "float32", resume: bool = False,
+              model_args: dict | None = None, dtype: str = "float32", backend: str = "jax", resume: bool = False,
               progress: bool = False, on_record: Callable[[dict], None] | None = None, devices: int = 1) -> dict:
     """Train a spec's model on a task, checkpointing into ``out``; returns a summary dict.
 
-    With ``resume`` the model, task and training options come from the latest checkpoint in
+    ``backend`` runs the model's circuits (``"catalyst"``: compiled PennyLane programs; slow, for
+    fidelity). With ``resume`` the model, task and training options come from the latest checkpoint in
     ``out``; pass ``config`` (only its ``steps`` is used) to train to a different step count,
     or None to finish the saved run. ``devices`` is where it trains (:func:`~qvaf.runtime.train.fit`);
     a run may resume on another number of devices.
@@ -127,7 +129,7 @@ def train_run(spec: str, task: str | dict, config: TrainConfig | None, *, out: s
         dataset = task if isinstance(task, Dataset) else load_task(**_task_cfg(task))
         model_name = pick_model(program, model_name, how="--model NAME")
         model = qvaf.compile(program, model_name, args=model_args or None,
-                             ansatz_overrides=reps_overrides(config), dtype=dtype)
+                             ansatz_overrides=reps_overrides(config), dtype=dtype, backend=backend)
         params = model.init(jax.random.PRNGKey(config.seed))
         state, log, train_cfg = None, None, config
         run_config = {"model": model_config(model, main_rel, model.dtype), "task": _task_cfg(task),
@@ -212,15 +214,15 @@ def summarize(result: FitResult, dataset: Dataset, out: str | None, *, start_ste
     return summary
 
 
-def load_run(path: str):
+def load_run(path: str, backend: str | None = None):
     """(model, params, checkpoint) of a saved run, for eval and plot; also of a model saved
-    with :func:`qvaf.save` (no task, no optimizer state)."""
+    with :func:`qvaf.save` (no task, no optimizer state). ``backend`` replaces the saved one."""
     from .saving import compile_saved, param_template
 
     ck = C.load(path)
     if not isinstance(ck.config, dict):
         raise C.CheckpointError(f"{ck.path}/config.json: not a JSON object")
-    model = compile_saved(ck)
+    model = compile_saved(ck, backend)
     model = getattr(model, "compiled", model)
     if "train" not in ck.config:
         return model, C.fill_named(param_template(model), ck.weights, ck.path), ck
@@ -230,9 +232,10 @@ def load_run(path: str):
     return model, state.params, ck
 
 
-def eval_run(path: str, task: str | None = None, split: str = "test") -> dict:
-    """Metrics of a saved run on a split of its task (or of another task with the same shapes)."""
-    model, params, ck = load_run(path)
+def eval_run(path: str, task: str | None = None, split: str = "test", backend: str | None = None) -> dict:
+    """Metrics of a saved run on a split of its task (or of another task with the same shapes),
+    computed by the run's own backend or by ``backend``."""
+    model, params, ck = load_run(path, backend)
     if "task" not in ck.config and task is None:
         raise RunError(f"{ck.path} holds a saved model without a task; pass --task NAME")
     task_cfg = dict(ck.config.get("task") or {"name": task})

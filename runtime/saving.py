@@ -99,8 +99,9 @@ def save(directory, model, params) -> str:
         raise QvafError(f"cannot save to '{directory}': {exc.strerror or exc}") from None
 
 
-def compile_saved(ck):
-    """Compile the model a checkpoint's configuration describes (its own spec copy)."""
+def compile_saved(ck, backend: str | None = None):
+    """Compile the model a checkpoint's configuration describes (its own spec copy), on its
+    saved backend or on ``backend``."""
     import qvaf
 
     part = ck.config.get("model") if isinstance(ck.config, dict) else None
@@ -110,7 +111,7 @@ def compile_saved(ck):
     if not spec.startswith(os.path.join(ck.spec_dir, "")) or not os.path.isfile(spec):
         raise C.CheckpointError(f"{ck.path}: the spec file '{part['spec']}' is not inside its spec/ folder")
     args = part.get("args") or None
-    options = dict(dtype=part.get("dtype", "float32"), backend=part.get("backend", "jax"))
+    options = dict(dtype=part.get("dtype", "float32"), backend=backend or part.get("backend", "jax"))
     if part.get("ansatz"):
         compiled = qvaf.compile(spec, ansatz=part["ansatz"], args=args, **options)
     else:

@@ -4,7 +4,9 @@
 
 ``--x64 on`` turns JAX's 64-bit mode on at start-up (what a program that wants float64 does);
 ``--catalyst`` imports catalyst first, which turns that mode on by itself. ``--order`` lists
-the dtypes of the models to build and run, in turn, in this one process. Each model gives
+the dtypes of the models to build and run, in turn, in this one process; ``c`` builds the
+model on the catalyst backend (float32) instead, and runs and trains it (saved under
+``N_catalyst_``). Each model gives
 its output and the gradients of a fixed loss on fixed inputs, and its training losses with
 Adam (warmup-cosine schedule, clipping; the first float32 model also with the other
 ``--optimizers``), saved under ``N_DTYPE_`` for the N-th model. Without 64-bit mode a float64
@@ -71,6 +73,14 @@ def main(argv=None) -> int:
     saved = {"x64_after": np.array(bool(jax.config.jax_enable_x64))}
     trained = False
     for n, bits in enumerate(args.order.split(",")):
+        if bits == "c":
+            model = qvaf.compile(program, backend="catalyst", dtype="float32")
+            params = model.init(jax.random.PRNGKey(1))
+            saved[f"{n}_catalyst_output"] = np.asarray(model.apply(params, x))
+            saved[f"{n}_catalyst_losses_adam"] = np.asarray(fit(model, params, data, configs["adam"]).log.losses,
+                                                            np.float64)
+            saved[f"{n}_catalyst_x64_after"] = np.array(bool(jax.config.jax_enable_x64))
+            continue
         dtype = {"32": "float32", "64": "float64"}[bits]
         key = f"{n}_{dtype}"
         try:

@@ -40,6 +40,12 @@ SAMPLES = {
                 "--out", "{tmp}/compare"],
 }
 
+#: options that change what a command loads or prints (command, arguments), checked like SAMPLES
+OPTION_SAMPLES = [
+    ("inspect", [REGRESSION, "--backend", "catalyst"]),
+    ("eval", ["{run}", "--backend", "catalyst"]),
+]
+
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
@@ -93,6 +99,22 @@ def test_stdout_closed_after_the_first_byte(command, run_dir, tmp_path):
     assert first
     code = _assert_quiet(proc, argv)
     assert code in (0, EXIT_PIPE)
+
+
+@pytest.mark.parametrize("command, arguments", OPTION_SAMPLES, ids=[" ".join(a[1:]) for _, a in OPTION_SAMPLES])
+def test_options_with_stdout_closed(command, arguments, run_dir, tmp_path):
+    argv = [command, *(a.replace("{run}", run_dir).replace("{tmp}", str(tmp_path)) for a in arguments)]
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        proc = _spawn(argv, write_end)
+    finally:
+        os.close(write_end)
+    assert _assert_quiet(proc, argv) == EXIT_PIPE
+    proc = _spawn(argv, subprocess.PIPE)
+    assert proc.stdout.read(1)
+    proc.stdout.close()
+    assert _assert_quiet(proc, argv) in (0, EXIT_PIPE)
 
 
 def test_a_long_output_cut_short_exits_with_the_pipe_status(tmp_path):

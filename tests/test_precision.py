@@ -30,6 +30,7 @@ RUNS = {
     "off": ["--x64", "off", "--order", "64,32,64", "--optimizers", ALL],
     "on": ["--x64", "on", "--order", "32,64,32", "--optimizers", ALL],
     "catalyst": ["--x64", "off", "--catalyst", "--order", "32"],
+    "catalyst backend": ["--x64", "off", "--order", "32,c,32"],
 }
 
 
@@ -39,7 +40,7 @@ def runs(tmp_path_factory):
     env = {k: v for k, v in os.environ.items() if k != "JAX_ENABLE_X64"}
     procs = {}
     for name, argv in RUNS.items():
-        if name == "catalyst" and importlib.util.find_spec("catalyst") is None:
+        if name.startswith("catalyst") and importlib.util.find_spec("catalyst") is None:
             continue
         out = folder / (name.replace(" ", "_").replace(",", "-") + ".npz")
         procs[name] = (out, subprocess.Popen([sys.executable, str(PROBE), str(out), *argv], env=env,
@@ -98,6 +99,21 @@ def test_importing_catalyst_changes_no_float32_result(runs):
     base = _float32(runs["off"], 1)
     for key, value in _float32(run, 0).items():
         assert np.array_equal(value, base[key]), key
+
+
+def test_float32_training_is_bit_identical_before_and_after_using_the_catalyst_backend(runs):
+    if "catalyst backend" not in runs:
+        pytest.skip("catalyst is not installed")
+    run = runs["catalyst backend"]
+    assert run["1_catalyst_x64_after"], "the catalyst backend no longer turns 64-bit mode on; this test has no subject"
+    before, after, base = _float32(run, 0), _float32(run, 2), _float32(runs["off"], 1)
+    assert "losses_adam" in before and set(before) == set(after)
+    for key, value in before.items():
+        assert value.dtype == after[key].dtype and np.array_equal(value, after[key]), key
+        assert np.array_equal(value, base[key]), key
+    # the catalyst model trained the same network: float32 results of float64 circuits
+    np.testing.assert_allclose(run["1_catalyst_output"], before["output"], rtol=0, atol=1e-5)
+    np.testing.assert_allclose(run["1_catalyst_losses_adam"], before["losses_adam"], rtol=1e-4, atol=1e-6)
 
 
 def _config_changes(path: Path) -> list[str]:

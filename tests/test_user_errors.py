@@ -95,6 +95,8 @@ CLI = [
     ("inspect {R} --model nope", 2, "unknown model 'nope'"),
     ("inspect {R} --ansatz-arg layer9:reps=2", 2, "'layer9', not a kan layer"),
     ("inspect {R} --ansatz-arg layer0:reps=2 --ansatz-arg layer0:reps=3", 2, "given twice"),
+    ("inspect {R} --backend jax", 2, "the 'jax' backend compiles no program per circuit to show"),
+    ("inspect {R} --backend torch", 2, "--backend: unknown backend 'torch'"),
     ("inspect noarg.qvaf", 2, "missing argument 'n'"),
     # train: spec, task and data
     ("train", 2, "train needs a SPEC"),
@@ -150,6 +152,8 @@ CLI = [
     ("train {R} --task toy_sin2 --devices 4096", 2, "XLA_FLAGS=--xla_force_host_platform_device_count=4096"),
     ("train {R} --task toy_sin2 --devices two", 2, "invalid int value: 'two'"),
     ("train --resume --out run --devices 4096", 2, "--devices 4096: JAX sees"),
+    ("train {R} --task toy_sin2 --backend torch", 2, "invalid choice: 'torch'"),
+    ("train {R} --task toy_sin2 --backend reference --out refrun", 2, "computes in float64 only"),
     ("train {R} --task toy_sin2 --out {R}", 2, "cannot use"),
     ("train {R} --task toy_sin2 --out /proc/qvaf-nope/run", 2, "cannot create the run directory"),
     ("train {R} --task toy_sin2 --out run", 2, "already holds a run; pass --resume"),
@@ -157,6 +161,7 @@ CLI = [
     ("train --resume", 2, "--resume needs --out RUN_DIR"),
     ("train --resume --out nothere", 2, "no such checkpoint or run directory"),
     ("train --resume --out run --lr 1", 2, "drop --lr"),
+    ("train --resume --out run --backend catalyst --steps 8", 2, "drop --backend"),
     ("train --resume --out run", 2, "already reached step 4"),
     ("train --resume --out corrupt --steps 10", 2, "checksum mismatch"),
     ("train --resume --out nomanifest --steps 10", 2, "manifest.json: missing"),
@@ -170,6 +175,8 @@ CLI = [
     ("eval corrupt", 2, "checksum mismatch"),
     ("eval badconfig", 2, "checksum mismatch"),
     ("eval run --task digits", 2, "task 'digits' has 64 inputs; the model"),
+    ("eval run --backend torch", 2, "invalid choice: 'torch'"),
+    ("eval run --backend reference", 2, "computes in float64 only"),
     ("eval run --task nope", 2, "unknown task 'nope'"),
     ("eval run --split bogus", 2, "invalid choice: 'bogus'"),
     ("plot nothere", 2, "no such checkpoint or run directory"),
@@ -195,6 +202,13 @@ def test_cli_mistake(work, capsys, line, status, fragment):
 
 def _model():
     return qvaf.compile("regression")
+
+
+def _catalyst_apply(**kw):
+    from qvaf.compiler.backends import get_backend
+
+    model = _model()
+    return get_backend("catalyst").build(model.ir, "float32").apply(model.init(0), np.zeros((2, 2)), **kw)
 
 
 #: (name, call, fragment): each call must raise a QvafError whose message holds the fragment
@@ -246,6 +260,9 @@ API = [
     ("restore(None)", lambda: qvaf.restore(None), "pass its path"),
     ("restore(file)", lambda: qvaf.restore("empty.qvaf"), "not a checkpoint"),
     ("restore(corrupt)", lambda: qvaf.restore("corrupt"), "checksum mismatch"),
+    ("catalyst(shots=0)", lambda: _catalyst_apply(shots=0), "shots must be a positive integer, got 0"),
+    ("catalyst(shots=1.5)", lambda: _catalyst_apply(shots=1.5), "shots must be a positive integer"),
+    ("catalyst(key only)", lambda: _catalyst_apply(key=np.zeros(2, np.uint32)), "pass shots=S with it"),
 ]
 
 

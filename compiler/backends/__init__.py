@@ -21,12 +21,15 @@ from qvaf.dsl.errors import QvafError
 BACKENDS = {
     "jax": "qvaf.compiler.backends.jax_backend",
     "reference": "qvaf.compiler.backends.reference",
+    "catalyst": "qvaf.compiler.backends.catalyst_backend",
 }
 
 #: backend name -> {top-level package it imports: the pip requirement that installs it}
 REQUIRES = {
     "jax": {"jax": "jax==0.7.1"},
     "reference": {"jax": "jax==0.7.1", "pennylane": "pennylane==0.45.1"},
+    "catalyst": {"jax": "jax==0.7.1", "pennylane": "pennylane==0.45.1", "catalyst": "pennylane-catalyst==0.15.0",
+                 "pennylane_lightning": "pennylane-lightning==0.45.0"},
 }
 
 

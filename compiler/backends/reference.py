@@ -52,7 +52,9 @@ def _device():
     return _DEVICE["dev"]
 
 
-def _gate_table():
+def gate_table():
+    """IR gate -> a function that queues the PennyLane operation on wire 0 (also the
+    catalyst backend's gate catalogue)."""
     import pennylane as qml
 
     return {
@@ -158,7 +160,7 @@ def edge_values(node: KanNode, layer, x, ops):
     import pennylane as qml
 
     xp = ops.np
-    table = _gate_table()
+    table = gate_table()
     gates = _common.flatten_ops(node.kernel)
     edges, rows = _edge_rows(node)
     batch = x.shape[0]
