@@ -268,7 +268,9 @@ def check_shots(shots, key) -> None:
         if key is not None:
             raise QvafError("key= seeds shot sampling; pass shots=S with it (or drop key=)")
         return
-    if isinstance(shots, bool) or not isinstance(shots, int) or shots < 1:
+    import numbers
+
+    if isinstance(shots, bool) or not isinstance(shots, numbers.Integral) or shots < 1:
         raise QvafError(f"shots must be a positive integer, got {shots!r}")
     if key is None:
         raise QvafError("shots= samples measurement outcomes: pass a key too, e.g. key=jax.random.PRNGKey(0)")

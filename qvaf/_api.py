@@ -275,7 +275,7 @@ class Compiled:
 
         if "shots" not in inspect.signature(self._fns.apply).parameters:
             raise QvafError(f"the {self.backend!r} backend does not sample shots; use backend='jax'")
-        return self._fns.apply(self._constants(params), x, key=key, shots=shots)
+        return self._fns.apply(self._constants(params), x, key=key, shots=int(shots))
 
     def with_noise(self, noise) -> "Compiled":
         """This network with every edge circuit run under ``noise`` (None: without noise).
@@ -289,13 +289,17 @@ class Compiled:
         Raises:
             QvafError: a bad noise model, or a backend without noise support.
         """
+        from qvaf.compiler.noise import as_noise_model
+
+        noise = as_noise_model(noise)
+        return self.cached(("with_noise", noise), lambda: self._build_with_noise(noise))
+
+    def _build_with_noise(self, noise) -> "Compiled":
         import inspect
 
         from qvaf.compiler import backends
-        from qvaf.compiler.noise import as_noise_model
         from qvaf.compiler.passes import run_pipeline
 
-        noise = as_noise_model(noise)
         backend = backends.get_backend(self.backend)
         if noise is None:
             fns = backend.build(self.ir, self.dtype)
