@@ -582,6 +582,16 @@ class _Loop:
 
 def _under_noise(model, config: TrainConfig):
     """The model training runs: ``model`` under ``config.noise`` (itself without one)."""
+    if config.shots is not None:
+        import inspect
+
+        try:
+            takes_shots = "shots" in inspect.signature(model.apply).parameters
+        except (TypeError, ValueError):
+            takes_shots = False
+        if not takes_shots:
+            raise TrainError(f"shots= trains a model whose apply takes key= and shots= (a compiled qvaf model on "
+                             f"the jax backend), not {type(model).__name__}", field="shots")
     if config.noise is None:
         return model
     if not callable(getattr(model, "with_noise", None)):

@@ -87,3 +87,14 @@ def test_cli_trains_under_noise_and_evaluates_side_by_side(tmp_path, capsys):
     assert main(["eval", out, "--noise", NOISE]) == 0
     text = capsys.readouterr().out
     assert "noise-free" in text and "noisy" in text and "rmse" in text
+
+
+def test_shots_and_noise_need_a_model_that_has_them():
+    from _runtime_models import MLP, regression_data
+
+    model = MLP([2, 4, 1])
+    params = model.init(jax.random.PRNGKey(0))
+    with pytest.raises(TrainError, match="apply takes key= and shots="):
+        fit(model, params, regression_data(), TrainConfig(steps=2, shots=10))
+    with pytest.raises(TrainError, match="with_noise"):
+        fit(model, params, regression_data(), TrainConfig(steps=2, noise="depolarizing=0.1"))
