@@ -9,7 +9,7 @@ Public API (heavy dependencies are imported only when used)::
     y = model.apply(params, x)
 
 Compile options: ``qvaf.CompileOptions``. Training and layer extension: ``qvaf.fit``,
-``qvaf.TrainConfig``, ``qvaf.evaluate``, ``qvaf.load_task``, ``qvaf.extend``; hybrid blocks:
+``qvaf.TrainConfig``, ``qvaf.evaluate``, noise models ``qvaf.NoiseModel``, ``qvaf.load_task``, ``qvaf.extend``; hybrid blocks:
 ``qvaf.hqkan``; saving: ``qvaf.save(dir, model, params)`` and ``model, params =
 qvaf.restore(dir)``; OpenQASM export and execution: ``qvaf.hardware``. Exploring designs: exact
 spectra ``qvaf.network_spectra`` (``qvaf.Spectrum``), formulas ``qvaf.network_formula``,
@@ -29,6 +29,7 @@ _LAZY = {
     "compile": "qvaf._api",
     "Compiled": "qvaf._api",
     "CompileOptions": "qvaf.compiler.options",
+    "NoiseModel": "qvaf.compiler.noise",
     "extend": "qvaf.runtime.extend",
     "hqkan": "qvaf.runtime.hqkan",
     "HQKAN": "qvaf.runtime.hqkan",

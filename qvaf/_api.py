@@ -68,6 +68,7 @@ def compile(  # noqa: A001 - the public name is qvaf.compile
     verify_each: bool | None = None,
     keep_ir: bool | None = None,
     unroll_limit: Any = "default",
+    noise=None,
 ) -> "Compiled":
     """Compile a model (or a single ansatz) of a spec into a runnable network.
 
@@ -88,6 +89,8 @@ def compile(  # noqa: A001 - the public name is qvaf.compile
             limit). ``dtype`` takes "float32"/"float64",
             ``numpy.float32``, ``jnp.float64``, ``np.dtype(...)``; float64 needs JAX's 64-bit
             mode on (qvaf never turns it on itself).
+        noise: a :class:`~qvaf.NoiseModel` (or its ``"name=value,..."`` text or JSON dict):
+            the network then runs every edge circuit under that noise (:meth:`Compiled.with_noise`).
 
     Raises:
         QvafError: unknown backend, dtype, option, model or ansatz (listing the valid
@@ -113,8 +116,9 @@ def compile(  # noqa: A001 - the public name is qvaf.compile
     from qvaf.compiler import backends
 
     fns = backends.get_backend(opts.backend).build(graph, opts.dtype)
-    return Compiled(graph, fns, options=opts, program=program, model_name=model_name,
-                    ansatz_overrides=ansatz_overrides, stages=stages)
+    model = Compiled(graph, fns, options=opts, program=program, model_name=model_name,
+                     ansatz_overrides=ansatz_overrides, stages=stages)
+    return model if noise is None else model.with_noise(noise)
 
 
 def _lower(spec_or_path, model, ansatz, args, ansatz_overrides):
@@ -215,6 +219,7 @@ class Compiled:
         self.layers = tuple(nid for nid, _ in order[1:-1])
         self._fixed = frozenset((s.owner, s.name) for s in self.param_table if not s.trainable)
         self._memo: collections.OrderedDict = collections.OrderedDict()
+        self.noise = getattr(fns, "noise", None)
 
     @property
     def backend(self) -> str:
@@ -264,14 +269,64 @@ class Compiled:
 
     # -- functions
 
-    def apply(self, params, x):
+    def apply(self, params, x, *, key=None, shots=None):
         """The network output ``[B, out]`` for inputs ``x`` ``[B, in]`` (a single ``[in]``
         sample gives ``[out]``). Pure: works under ``jax.jit``, ``grad`` and ``vmap``; fixed
-        arrays get zero gradient."""
+        arrays get zero gradient.
+
+        With ``shots=S`` (and a ``jax.random`` ``key``) every edge's expectation is replaced
+        by its estimate from S measurements, ``2 Binomial(S, (1 + <Z>)/2) / S - 1``, drawn from
+        ``key`` (same key, same samples); gradients are those of the expectation
+        (straight-through, docs/noise.md).
+        """
         from qvaf._specs import check_input
+        from qvaf.compiler.noise import check_shots
 
         check_input(x)
-        return self._fns.apply(self._constants(params), x)
+        check_shots(shots, key)
+        if shots is None:
+            return self._fns.apply(self._constants(params), x)
+        import inspect
+
+        if "shots" not in inspect.signature(self._fns.apply).parameters:
+            raise QvafError(f"the {self.backend!r} backend does not sample shots; use backend='jax'")
+        return self._fns.apply(self._constants(params), x, key=key, shots=int(shots))
+
+    def with_noise(self, noise) -> "Compiled":
+        """This network with every edge circuit run under ``noise`` (None: without noise).
+
+        ``noise`` is a :class:`~qvaf.NoiseModel`, its ``"name=value,..."`` text or its JSON
+        dict. The noisy functions run the circuits as written (loops unrolled, constants
+        inlined, no gate merged or dropped), so "after every gate" counts the gates of the
+        spec, the same gates the QASM emitter's ``written`` level writes. The parameters are
+        those of this model.
+
+        Raises:
+            QvafError: a bad noise model, or a backend without noise support.
+        """
+        from qvaf.compiler.noise import as_noise_model
+
+        noise = as_noise_model(noise)
+        return self.cached(("with_noise", noise), lambda: self._build_with_noise(noise))
+
+    def _build_with_noise(self, noise) -> "Compiled":
+        import inspect
+
+        from qvaf.compiler import backends
+        from qvaf.compiler.passes import run_pipeline
+
+        backend = backends.get_backend(self.backend)
+        if noise is None:
+            fns = backend.build(self.ir, self.dtype)
+        else:
+            if "noise" not in inspect.signature(backend.build).parameters:
+                raise QvafError(f"the {self.backend!r} backend does not simulate noise; use backend='jax'")
+            kind = "ansatz" if self.program is not None and self.model_name not in self.program.models \
+                and self.model_name in self.program.ansatze else "model"
+            written = run_pipeline(self._lowered(kind), ["unroll_loops", "inline_constants"])
+            fns = backend.build(written, self.dtype, noise=noise)
+        return Compiled(self.ir, fns, options=self.options, program=self.program, model_name=self.model_name,
+                        ansatz_overrides=self.ansatz_overrides or None, stages=self.stages)
 
     def edge_values(self, params, x, layer_id: str | int):
         """Raw activations ``phi_oi(x_i)`` of every edge of a kan layer: ``[B, out, in]``.
@@ -331,7 +386,7 @@ class Compiled:
         name = self.model_name or "network"
         return (f"Compiled({name!r}, {self.in_width} -> {self.out_width}, layers={list(self.layers)}, "
                 f"params={self.param_count} trainable + {self.fixed_count} fixed, backend={self.backend!r}, "
-                f"dtype={self.dtype!r})")
+                f"dtype={self.dtype!r}" + (f", noise={self.noise.describe()!r}" if self.noise else "") + ")")
 
     def edge_contributions(self, params, x, layer: str | int):
         """Each edge's full term of its layer's output, ``[B, out, in]``: the raw activation

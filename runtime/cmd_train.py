@@ -24,8 +24,12 @@ _TRAIN_FLAGS = {
     "steps": "steps", "batch": "batch_size", "optimizer": "optimizer", "lr": "lr", "schedule": "schedule",
     "warmup": "warmup_steps", "weight_decay": "weight_decay", "clip": "clip_norm", "patience": "patience",
     "eval_every": "eval_every", "log_every": "log_every", "checkpoint_every": "checkpoint_every",
-    "extend": "extend", "seed": "seed", "lbfgs_memory": "lbfgs_memory",
+    "extend": "extend", "seed": "seed", "lbfgs_memory": "lbfgs_memory", "shots": "shots", "noise": "noise",
 }
+
+_NOISE_HELP = ("noise model NAME=VALUE,...: depolarizing, pauli (px/py/pz), phase_damping, amplitude_damping, "
+               "readout (p01/p10 or one number), where (gate | upload), or t1,t2,gate_time from calibration "
+               "(docs/noise.md)")
 
 
 def add_parser(subparsers) -> None:
@@ -51,6 +55,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--lbfgs-memory", type=int, help="L-BFGS history size (default 10)")
     p.add_argument("--extend", metavar="SCHEDULE", help="layer extension: reps:step,... e.g. 1:0,5:200,10:400")
     p.add_argument("--seed", type=int, help="seed of initialisation and batch order (default 0)")
+    p.add_argument("--shots", type=int, help="train on S-shot estimates of every edge (gradient: the expectation's)")
+    p.add_argument("--noise", metavar="SPEC", help="train under a " + _NOISE_HELP)
     from qvaf.compiler.options import DTYPES
 
     p.add_argument("--dtype", choices=DTYPES, help="compute dtype (default float32; float64 turns JAX's 64-bit mode "
@@ -72,6 +78,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--split", choices=["train", "val", "test"], default="test")
     _add_backend_flag(p, "evaluate with this backend instead of the run's own (e.g. catalyst for a model "
                          "trained with jax)")
+    p.add_argument("--noise", metavar="SPEC", help="also evaluate under a " + _NOISE_HELP)
+    p.add_argument("--shots", type=int, help="also evaluate on S-shot estimates of every edge")
+    p.add_argument("--seed", type=int, default=0, help="seed of the shot samples (default 0)")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
     p.set_defaults(run=run_eval)
 
@@ -203,6 +212,9 @@ def _print_summary(summary: dict, seconds: float) -> None:
     if summary.get("message"):
         print(summary["message"])
     print(f"test {metric}: {test[metric]:.6g}   test loss: {test['loss']:.6g}")
+    if summary.get("test_noisy"):
+        noisy = summary["test_noisy"]
+        print(f"under noise {noisy['noise']}: test {metric}: {noisy[metric]:.6g}   test loss: {noisy['loss']:.6g}")
     if summary.get("checkpoint"):
         print(f"checkpoint: {summary['checkpoint']}")
 
@@ -297,15 +309,25 @@ def _finish(args, summary: dict, seconds: float) -> None:
 def run_eval(args) -> int:
     from .run import eval_run
 
-    result = eval_run(args.checkpoint, args.task, args.split, backend=args.backend)
+    result = eval_run(args.checkpoint, args.task, args.split, backend=args.backend, noise=args.noise,
+                      shots=args.shots, seed=args.seed)
     if args.json:
         print(json.dumps(result))
-    else:
-        keys = [k for k in result if k not in ("event", "checkpoint", "step", "task", "split", "n")]
-        print(f"{result['task']} ({result['split']}, {result['n']} samples), checkpoint {result['checkpoint']} "
-              f"at step {result['step']}:")
+        return 0
+    keys = [k for k in result if k not in ("event", "checkpoint", "step", "task", "split", "n", "noisy")]
+    print(f"{result['task']} ({result['split']}, {result['n']} samples), checkpoint {result['checkpoint']} "
+          f"at step {result['step']}:")
+    noisy = result.get("noisy")
+    if noisy is None:
         for k in keys:
             print(f"  {k}: {result[k]:.6g}")
+        return 0
+    under = ", ".join(p for p in (f"noise {noisy['noise']}" if noisy["noise"] else "",
+                                  f"{noisy['shots']} shots (seed {noisy['seed']})" if noisy["shots"] else "") if p)
+    width = max(len(k) for k in keys)
+    print(f"  {'metric':<{width}}  {'noise-free':>12}  {'noisy':>12}    noisy: {under}")
+    for k in keys:
+        print(f"  {k:<{width}}  {result[k]:>12.6g}  {noisy[k]:>12.6g}")
     return 0
 
 

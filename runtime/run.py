@@ -197,12 +197,17 @@ def summarize(result: FitResult, dataset: Dataset, out: str | None, *, start_ste
     """
     model, params = result.model, result.state.params
     test = evaluate(model, params, dataset.x_test, dataset.y_test, dataset.kind)
+    noise = getattr(getattr(result, "config", None), "noise", None)
     summary = {"event": "done", "stop_reason": result.stop_reason, "message": result.message,
                "step": result.state.step, "start_step": start_step,
                "new_steps": result.state.step - start_step, "task": dataset.name, "kind": dataset.kind,
                "model": getattr(model, "model_name", None), "param_count": getattr(model, "param_count", None),
                "final_train_loss": result.log.losses[-1] if result.log.losses else None,
                "test": test, "sizes": dataset.sizes()}
+    if noise is not None and callable(getattr(model, "with_noise", None)):
+        summary["test_noisy"] = {"noise": noise.describe(),
+                                 **evaluate(model.with_noise(noise), params, dataset.x_test, dataset.y_test,
+                                            dataset.kind)}
     if result.log.history:
         summary["last_eval"] = result.log.history[-1]
     if out is not None:
@@ -232,9 +237,20 @@ def load_run(path: str, backend: str | None = None):
     return model, state.params, ck
 
 
-def eval_run(path: str, task: str | None = None, split: str = "test", backend: str | None = None) -> dict:
+def eval_run(path: str, task: str | None = None, split: str = "test", backend: str | None = None, *, noise=None,
+             shots: int | None = None, seed: int = 0) -> dict:
     """Metrics of a saved run on a split of its task (or of another task with the same shapes),
-    computed by the run's own backend or by ``backend``."""
+    computed by the run's own backend or by ``backend``.
+
+    With ``noise`` (a :class:`~qvaf.NoiseModel` or its text) and/or ``shots`` the metrics
+    under them are added as ``"noisy"``, next to the noise-free ones; shot samples come from
+    ``seed``.
+    """
+    from qvaf.compiler.noise import as_noise_model
+
+    noise = as_noise_model(noise)
+    if shots is not None and (isinstance(shots, bool) or not isinstance(shots, int) or shots < 1):
+        raise RunError(f"--shots must be a positive integer, got {shots!r}")
     model, params, ck = load_run(path, backend)
     if "task" not in ck.config and task is None:
         raise RunError(f"{ck.path} holds a saved model without a task; pass --task NAME")
@@ -246,5 +262,11 @@ def eval_run(path: str, task: str | None = None, split: str = "test", backend: s
     if x.shape[1] != model.in_width:
         raise RunError(f"task '{ds.name}' has {x.shape[1]} inputs; the model in {ck.path} takes {model.in_width}")
     m = evaluate(model, params, x, y, ds.kind)
-    return {"event": "eval", "checkpoint": ck.path, "step": ck.step, "task": ds.name, "split": split,
-            "n": int(len(x)), **m}
+    out = {"event": "eval", "checkpoint": ck.path, "step": ck.step, "task": ds.name, "split": split,
+           "n": int(len(x)), **m}
+    if noise is not None or shots is not None:
+        noisy = model.with_noise(noise) if noise is not None else model
+        out["noisy"] = {"noise": noise.describe() if noise is not None else None, "shots": shots,
+                        "seed": seed if shots is not None else None,
+                        **evaluate(noisy, params, x, y, ds.kind, shots=shots, seed=seed)}
+    return out

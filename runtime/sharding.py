@@ -113,12 +113,12 @@ def split_rows(apply, mesh):
     rows = NamedSharding(mesh, PartitionSpec(BATCH))
     size = mesh.size
 
-    def sharded(params, x):
+    def sharded(params, x, **kwargs):  # kwargs: key=, shots= of a shot-sampled apply
         n = x.shape[0]
         pad = (-n) % size
         if pad:
             x = jnp.take(x, jnp.arange(n + pad) % n, axis=0)
-        out = apply(params, jax.lax.with_sharding_constraint(x, rows))
+        out = apply(params, jax.lax.with_sharding_constraint(x, rows), **kwargs)
         return out[:n] if pad else out
 
     return sharded

@@ -17,6 +17,9 @@ from qvaf.dsl.errors import QvafError
 from . import metrics as M
 from .optimizers import FULL_BATCH, make_optimizer
 
+#: ``fold_in`` tag of the shot-sampling key stream of training (the batch order uses the key itself)
+SHOT_STREAM = 0x5407
+
 
 class TrainError(QvafError):
     """A bad training configuration, or a run that cannot continue.
@@ -104,9 +107,15 @@ def _make_runner(model, params, config, opt_name: str, phase_start: int, loss_na
 
         mesh = sharding.batch_mesh(devices)
         apply, jit = sharding.split_rows(model.apply, mesh), lambda f: sharding.on_mesh(f, mesh)
+    shots = getattr(config, "shots", None)
 
-    def objective(tl, fl, xb, yb):
-        return loss_f(apply(merge(tl, fl, treedef, mask), xb), yb)
+    def objective(tl, fl, xb, yb, key=None):
+        p = merge(tl, fl, treedef, mask)
+        return loss_f(apply(p, xb) if shots is None else apply(p, xb, key=key, shots=shots), yb)
+
+    def shot_key(key, t):
+        """The shot samples of step ``t`` (None without shots): a stream apart from the batches'."""
+        return None if shots is None else jax.random.fold_in(jax.random.fold_in(key, SHOT_STREAM), t)
 
     def batch_at(key, t, x, y):
         if full:
@@ -120,7 +129,7 @@ def _make_runner(model, params, config, opt_name: str, phase_start: int, loss_na
         if opt_name in FULL_BATCH:
             return objective(tl, fl, x, y)
         xb, yb = batch_at(key, t, x, y)
-        return objective(tl, fl, xb, yb)
+        return objective(tl, fl, xb, yb, shot_key(key, t))
 
     def lbfgs_step(tl, fl, os, x, y):
         def f(p):
@@ -143,7 +152,7 @@ def _make_runner(model, params, config, opt_name: str, phase_start: int, loss_na
 
     def gradient_step(tl, fl, os, key, t, x, y):
         xb, yb = batch_at(key, t, x, y)
-        value, grad = jax.value_and_grad(objective)(tl, fl, xb, yb)
+        value, grad = jax.value_and_grad(objective)(tl, fl, xb, yb, shot_key(key, t))
         updates, os = opt.update(grad, os, tl)
         return optax.apply_updates(tl, updates), os, value
 
@@ -175,16 +184,26 @@ def jit_apply(model):
     return own if own is not None else jax.jit(model.apply)
 
 
-def predict(model, params, x, *, batch: int = 8192, apply_jit=None) -> np.ndarray:
-    """Model outputs for ``x`` (numpy in, numpy out), evaluated in batches."""
+def predict(model, params, x, *, batch: int = 8192, apply_jit=None, shots: int | None = None,
+            seed: int = 0) -> np.ndarray:
+    """Model outputs for ``x`` (numpy in, numpy out), evaluated in batches; with ``shots``
+    from S-shot estimates, batch ``k`` sampled from ``fold_in(PRNGKey(seed), k)``."""
+    import jax
     import jax.numpy as jnp
 
-    f = apply_jit or jit_apply(model)
     dtype = model_dtype(params)
-    outs = [np.asarray(f(params, jnp.asarray(x[i:i + batch], dtype))) for i in range(0, len(x), batch)]
+    if shots is None:
+        f = apply_jit or jit_apply(model)
+        outs = [np.asarray(f(params, jnp.asarray(x[i:i + batch], dtype))) for i in range(0, len(x), batch)]
+    else:
+        f = jax.jit(lambda p, xb, k: model.apply(p, xb, key=k, shots=shots))
+        root = jax.random.PRNGKey(seed)
+        outs = [np.asarray(f(params, jnp.asarray(x[i:i + batch], dtype), jax.random.fold_in(root, i // batch)))
+                for i in range(0, len(x), batch)]
     return np.concatenate(outs) if outs else np.zeros((0, 1))
 
 
-def evaluate(model, params, x, y, kind: str, *, top_k: int = 5, apply_jit=None) -> dict[str, float]:
-    """All metrics of ``kind`` for the model on (x, y)."""
-    return M.metrics_for(kind, predict(model, params, x, apply_jit=apply_jit), y, top_k)
+def evaluate(model, params, x, y, kind: str, *, top_k: int = 5, apply_jit=None, shots: int | None = None,
+             seed: int = 0) -> dict[str, float]:
+    """All metrics of ``kind`` for the model on (x, y) (with ``shots``: on S-shot estimates)."""
+    return M.metrics_for(kind, predict(model, params, x, apply_jit=apply_jit, shots=shots, seed=seed), y, top_k)

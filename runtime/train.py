@@ -105,6 +105,12 @@ class TrainConfig:
         checkpoint_every: write a checkpoint every this many steps (None: at each evaluation).
         extend: layer-extension schedule ``"reps:step,..."`` (``"1:0,3:200"``), or None.
         seed: seeds parameter initialisation and batch order.
+        shots: train on S-shot estimates of every edge's expectation (sampled per step;
+            the gradient is the expectation's, straight-through; see docs/noise.md), or None
+            for exact expectations. Adam/AdamW only.
+        noise: train under this :class:`~qvaf.NoiseModel` (or its ``"name=value,..."`` text
+            or JSON dict); validation metrics are then computed under it too. The fitted
+            parameters belong to the noise-free model: evaluate them with or without noise.
     """
 
     steps: int = 1000
@@ -125,6 +131,8 @@ class TrainConfig:
     extend: str | None = None
     top_k: int = 5
     seed: int = 0
+    shots: int | None = None
+    noise: "NoiseModel | None" = None
 
     def __new__(cls, *args, **kwargs):
         names = [f.name for f in dataclasses.fields(cls)]
@@ -144,6 +152,11 @@ class TrainConfig:
 
     def __post_init__(self):
         for f in dataclasses.fields(self):
+            if f.name == "noise":
+                from qvaf.compiler.noise import as_noise_model
+
+                object.__setattr__(self, "noise", as_noise_model(self.noise))
+                continue
             object.__setattr__(self, f.name, _checked_type(f.name, f.type, getattr(self, f.name)))
 
         def need(cond, name, msg):
@@ -181,6 +194,9 @@ class TrainConfig:
         if self.loss is not None:
             M.loss_function(self.loss)
         self.extend_schedule()
+        need(self.shots is None or self.shots >= 1, "shots", f"must be a positive integer, got {self.shots}")
+        need(self.shots is None or not any(p in FULL_BATCH for _, p in phases), "shots",
+             "makes the loss random: lbfgs and lm need a deterministic one; train with adam or adamw")
 
     def optimizer_phases(self) -> tuple[tuple[int, str], ...]:
         try:
@@ -212,7 +228,9 @@ class TrainConfig:
         return start, opt, (reps[-1] if reps else None)
 
     def to_json(self) -> dict:
-        return dataclasses.asdict(self)
+        out = dataclasses.asdict(self)
+        out["noise"] = self.noise.to_json() if self.noise is not None else None
+        return out
 
     @classmethod
     def from_json(cls, d: dict) -> "TrainConfig":
@@ -300,6 +318,7 @@ class FitResult:
     log: RunLog
     stop_reason: str  # "steps" | "early_stopping" | "nan"
     message: str = ""
+    config: Any = None
 
     @property
     def params(self):
@@ -445,7 +464,8 @@ class _Loop:
             self.x, self.y = to_mesh((self.x, self.y), batch_mesh(devices))
         self.metric_name = M.METRIC_OF_KIND[dataset.kind][0]
         self.ckpt_every = config.checkpoint_every or config.eval_every
-        self.apply_jit = jit_apply(model)
+        self.run_model = _under_noise(model, config)
+        self.apply_jit = jit_apply(self.run_model)
         self.runner = self.next_loss = self.batch = None
         self.prev_good = state
         self.stop_reason, self.message = "steps", ""
@@ -470,7 +490,7 @@ class _Loop:
                 bar.close()
         if self.stop_reason == "early_stopping" and self.on_checkpoint is not None:
             self.on_checkpoint(self.state, self.model, self.log)
-        return FitResult(self.state, self.model, self.log, self.stop_reason, self.message)
+        return FitResult(self.state, self.model, self.log, self.stop_reason, self.message, self.config)
 
     def due(self, step: int, every: int) -> bool:
         return step % every == 0 or step == self.config.steps
@@ -488,9 +508,10 @@ class _Loop:
                      if params is not state.params else {})
             self.state = state._replace(params=params, phase_start=phase_start,
                                         opt_state=init_opt_state(self.model, params, config, state.step), **reset)
-            self.apply_jit = jit_apply(self.model)
+            self.run_model = _under_noise(self.model, config)
+            self.apply_jit = jit_apply(self.run_model)
             _check_shapes(self.model, self.state.params, self.dataset)
-        self.runner, self.next_loss, self.batch = _runner(self.model, self.state.params, config, opt_name,
+        self.runner, self.next_loss, self.batch = _runner(self.run_model, self.state.params, config, opt_name,
                                                           phase_start, self.loss_name, len(self.dataset.x_train),
                                                           self.devices)
         return reps
@@ -547,7 +568,7 @@ class _Loop:
                "lr": learning_rate(config, step - 1) if config.phase_at(step - 1)[1] not in FULL_BATCH else 0.0,
                "samples_per_s": self.samples / max(now - self.t_mark, 1e-9)}
         if len(dataset.x_val):
-            ev = evaluate(self.model, self.state.params, dataset.x_val, dataset.y_val, dataset.kind,
+            ev = evaluate(self.run_model, self.state.params, dataset.x_val, dataset.y_val, dataset.kind,
                           top_k=config.top_k, apply_jit=self.apply_jit)
             rec.update({f"val_{k}": v for k, v in ev.items()})
         self.t_mark, self.samples, self.window = time.perf_counter(), 0, []
@@ -583,6 +604,25 @@ class _Loop:
         if _all_finite(self.state.params) and np.isfinite(float(self.next_loss(
                 tl, fl, self.state.key, jnp.int32(nxt), self.x, self.y))):
             self.on_checkpoint(self.state, self.model, self.log)
+
+
+def _under_noise(model, config: TrainConfig):
+    """The model training runs: ``model`` under ``config.noise`` (itself without one)."""
+    if config.shots is not None:
+        import inspect
+
+        try:
+            takes_shots = "shots" in inspect.signature(model.apply).parameters
+        except (TypeError, ValueError):
+            takes_shots = False
+        if not takes_shots:
+            raise TrainError(f"shots= trains a model whose apply takes key= and shots= (a compiled qvaf model on "
+                             f"the jax backend), not {type(model).__name__}", field="shots")
+    if config.noise is None:
+        return model
+    if not callable(getattr(model, "with_noise", None)):
+        raise TrainError(f"noise= trains a compiled qvaf model (with_noise), not {type(model).__name__}", field="noise")
+    return model.with_noise(config.noise)
 
 
 def _check_shapes(model, params, dataset):

@@ -9,7 +9,7 @@ model on the catalyst backend (float32) instead, and runs and trains it (saved u
 ``N_catalyst_``). Each model gives
 its output and the gradients of a fixed loss on fixed inputs, and its training losses with
 Adam (warmup-cosine schedule, clipping; the first float32 model also with the other
-``--optimizers``), saved under ``N_DTYPE_`` for the N-th model. Without 64-bit mode a float64
+``--optimizers`` and under noise with shots), its output under noise and with shots, saved under ``N_DTYPE_`` for the N-th model. Without 64-bit mode a float64
 compilation must fail; its message is saved instead.
 """
 
@@ -95,7 +95,14 @@ def main(argv=None) -> int:
         for layer in sorted(grads):
             for name in sorted(grads[layer]):
                 saved[f"{key}_grad_{layer}.{name}"] = np.asarray(grads[layer][name])
+        noisy = model.with_noise("depolarizing=0.03,amplitude_damping=0.02,readout=0.01")
+        saved[f"{key}_noisy_output"] = np.asarray(noisy.apply(params, x))
+        saved[f"{key}_shots_output"] = np.asarray(noisy.apply(params, x, key=jax.random.PRNGKey(2), shots=100))
         first = dtype == "float32" and not trained
+        if first:  # noise-aware training on shot estimates
+            result = fit(model, params, data, TrainConfig(steps=4, batch_size=16, eval_every=4, log_every=4,
+                                                          noise="depolarizing=0.03,readout=0.01", shots=50))
+            saved[f"{key}_losses_noise_shots"] = np.asarray(result.log.losses, np.float64)
         for opt in args.optimizers.split(",") if first else ["adam"]:
             result = fit(model, params, data, configs[opt])
             saved[f"{key}_losses_{opt}"] = np.asarray(result.log.losses, np.float64)

@@ -44,7 +44,7 @@ def regression():
 
 
 def test_public_names():
-    public = {"load", "compile", "Compiled", "CompileOptions", "QvafError", "__version__", "extend", "hqkan",
+    public = {"load", "compile", "Compiled", "CompileOptions", "NoiseModel", "QvafError", "__version__", "extend", "hqkan",
               "HQKAN", "fit", "TrainConfig", "evaluate", "load_task", "save", "restore", "hardware", "Spectrum",
               "network_spectra", "network_formula", "attribute", "prune_run", "compare"}
     assert set(qvaf.__all__) == public

@@ -26,7 +26,7 @@ SAMPLES = {
     "fmt": [os.path.join(SPECS, "ansatz", "pz.qvaf")],
     "inspect": [REGRESSION, "--dump-ir"],
     "train": [REGRESSION, *SMALL_TRAIN, "--out", "{tmp}/run"],
-    "eval": ["{run}"],
+    "eval": ["{run}", "--noise", "depolarizing=0.01,readout=0.02", "--shots", "100"],
     "plot": ["{run}", "--out", "{tmp}/plots"],
     "demo": ["--steps", "2", "--out", "{tmp}/demo"],
     "tasks": [],

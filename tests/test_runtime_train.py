@@ -249,8 +249,8 @@ def test_config_values_are_normalised_to_json_types():
     assert (cfg.steps, cfg.lr, cfg.batch_size) == (7, 1.0, 4)
     assert type(cfg.steps) is int and type(cfg.lr) is float and type(cfg.batch_size) is int
     assert T.TrainConfig.from_json(cfg.to_json()) == cfg
-    with pytest.raises(QvafError, match="takes at most 18 positional values"):
-        T.TrainConfig(*range(19))
+    with pytest.raises(QvafError, match="takes at most 20 positional values"):
+        T.TrainConfig(*range(21))
 
 
 def test_model_output_width_must_fit_the_task():

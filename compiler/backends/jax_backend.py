@@ -36,7 +36,7 @@ import numpy as np
 
 from ..expr import depends_on_input, evaluate
 from ..ir import KanNode, Op
-from . import _adjoint, _common, _so3
+from . import _adjoint, _common, _noise, _so3
 from ._common import BackendError
 
 NAME = "jax"
@@ -209,7 +209,7 @@ def edge_values(node: KanNode, layer_params, x, dtype):
 class JaxFunctions:
     """The jitted network functions of one compiled graph.
 
-    ``apply(params, x)`` -> [B, out]; ``layer_inputs(params, x)`` -> {layer_id: [B, width]};
+    ``apply(params, x, key=None, shots=None)`` -> [B, out]; ``layer_inputs(params, x)`` -> {layer_id: [B, width]};
     ``edge_values(params, x, layer_id)`` -> [B, out, in] (``layer_id`` static).
     """
 
@@ -232,8 +232,14 @@ def _prepare(table, in_width, dtype, params, x):
     return params, x.astype(dtype), single
 
 
-def build(graph, dtype: str) -> JaxFunctions:
-    """Jitted functions for ``graph`` in ``dtype`` ("float32" or "float64"), cached by structure."""
+def build(graph, dtype: str, noise=None) -> JaxFunctions:
+    """Jitted functions for ``graph`` in ``dtype`` ("float32" or "float64"), cached by structure.
+
+    ``apply`` also takes ``key`` and ``shots`` (finite-shot estimates, :mod:`._noise`). With a
+    :class:`~qvaf.compiler.noise.NoiseModel` the functions are the noisy kernel's (:mod:`._noise`).
+    """
+    if noise is not None:
+        return _noise.build(graph, dtype, noise)
     if dtype not in _common.DTYPES:
         raise BackendError(f"unknown dtype {dtype!r}; expected one of {', '.join(_common.DTYPES)}")
     key = (_common.structural_key(graph), dtype)
@@ -256,10 +262,10 @@ def build(graph, dtype: str) -> JaxFunctions:
     def edge_fn(node, layer, h):
         return edge_values(node, layer, h, jdtype)
 
-    def apply(params, x):
+    def apply(params, x, key=None, shots=None):
         _TRACES["count"] += 1
         params, x, single = _prepare(table, in_width, jdtype, params, x)
-        y = _common.forward(order, params, x, edge_fn, jnp)
+        y = _common.forward(order, params, x, _noise.sampled(edge_fn, key, shots, jdtype), jnp)
         return y[0] if single else y
 
     def layer_inputs(params, x):
@@ -278,7 +284,7 @@ def build(graph, dtype: str) -> JaxFunctions:
         return phi[0] if single else phi
 
     fns = JaxFunctions(
-        apply=jax.jit(apply),
+        apply=jax.jit(apply, static_argnames="shots"),
         layer_inputs=jax.jit(layer_inputs),
         edge_values=jax.jit(edges, static_argnames="layer_id"),
     )
