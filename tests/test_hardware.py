@@ -525,3 +525,16 @@ def test_run_on_a_data_file_and_outside_an_encodings_domain(tmp_path, capsys):
     assert record["samples"] == 5 and record["max_abs_diff"] < 1e-5 and record["data"] == "samples of data.npz"
     with pytest.raises(hw.HardwareError, match=r"layer0, sample 0: input a_0_0 .* is nan .*outside the encoding's domain"):
         hw.run(out, np.array([[1.5, 0.0]]))
+
+
+def test_written_level_of_an_ansatz_compiled_with_arguments(tmp_path):
+    """An ansatz compiled alone with args= exports its own circuit at --level written (the
+    arguments live on its kan layer, not in model_args): daruan with axis x against the
+    optimised level and the JAX model."""
+    daruan = os.path.join(SPECS, "ansatz", "daruan.qvaf")
+    model = qvaf.compile(daruan, ansatz="daruan", args={"axis": "x"}, dtype="float64")
+    params = _float64(model.init(3))
+    x = np.linspace(-0.9, 0.9, 5)[:, None]
+    for level in ("written", "optimised"):
+        out = hw.export(model, params, str(tmp_path / level), level=level)
+        np.testing.assert_allclose(hw.run(out, x, "statevector"), _jax(model, params, x), rtol=0, atol=1e-9)

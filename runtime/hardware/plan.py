@@ -71,7 +71,8 @@ def lowered_graph(model):
     name = model.model_name
     if name in getattr(program, "models", {}):
         return lower_model(program, name, model.model_args or None, model.ansatz_overrides or None)
-    return lower_ansatz(program, name, model.model_args or None)
+    # an ansatz compiled alone keeps its arguments on its one kan layer, not in model_args
+    return lower_ansatz(program, name, dict(model.ir.nodes["layer0"]["op"].ansatz_args))
 
 
 def _edge_values(node: KanNode, layer: dict, o: int, i: int) -> dict:
