@@ -34,9 +34,9 @@ from typing import Callable
 
 import numpy as np
 
-from ..expr import depends_on_input, evaluate
+from ..expr import depends_on_input, evaluate, param_refs
 from ..ir import KanNode, Op
-from . import _adjoint, _common, _so3
+from . import _adjoint, _common, _fourier, _so3
 from ._common import BackendError
 
 NAME = "jax"
@@ -133,13 +133,14 @@ def expand(circuit) -> list:
 _READ_ROW = {"x": 0, "y": 1, "z": 2, "inspired": 2}
 
 
-def _segments(steps, p, xe, dtype):
+def _segments(steps, p, xe, dtype, data_angle=None):
     """Fuse the data-free stretches of a circuit, per edge.
 
     Returns ``(v0, uploads, tail)``: the symbolic state before the first re-upload, one
     ``(axis, cos, sin, M)`` per re-upload (``M`` the fused matrix after it, None when the
     next gate is another re-upload) and, for a circuit without re-uploads, the matrix of
-    the whole circuit in ``tail``.
+    the whole circuit in ``tail``. With ``data_angle`` every re-upload rotates by that array
+    instead of its own angle of ``xe``.
     """
     import jax.numpy as jnp
 
@@ -151,9 +152,13 @@ def _segments(steps, p, xe, dtype):
             mat = _so3.const_matrix(step.matrix)
             m = mat if m is None else _so3.matmul(mat, m)
             continue
-        angle = jnp.asarray(evaluate(step.angle, xe, p, jnp, step.env), dtype)
+        data = depends_on_input(step.angle)
+        if data and data_angle is not None:
+            angle = data_angle
+        else:
+            angle = jnp.asarray(evaluate(step.angle, xe, p, jnp, step.env), dtype)
         c, s = jnp.cos(angle), jnp.sin(angle)
-        if not depends_on_input(step.angle):
+        if not data:
             mat = _so3.rot_matrix(step.axis, c, s)
             m = mat if m is None else _so3.matmul(mat, m)
             continue
@@ -200,6 +205,54 @@ def edge_values(node: KanNode, layer_params, x, dtype):
         tiny = jnp.finfo(dtype).tiny
         value = jnp.sqrt(jnp.maximum((1 + value) / 2, tiny)) - jnp.sqrt(jnp.maximum((1 - value) / 2, tiny))
     return value
+
+
+def shared_encoding(node: KanNode, steps):
+    """The one data re-upload step whose angle every re-upload of ``node`` shares, with the
+    number of re-uploads, when the layer has a Fourier form (:mod:`._fourier`): a linear
+    readout, at least one re-upload, every re-upload's angle the same expression (same loop
+    bindings) reading no per-edge parameter. Otherwise None."""
+    if node.kernel.observable not in ("x", "y", "z"):
+        return None
+    uploads = [s for s in steps if isinstance(s, _Rot) and depends_on_input(s.angle)]
+    if not uploads:
+        return None
+    first = uploads[0]
+    constants = node.kernel.constant_arrays()
+    if any(u.angle != first.angle or u.env != first.env for u in uploads[1:]):
+        return None
+    if any(ref.name not in constants for ref in param_refs(first.angle)):
+        return None
+    return first, len(uploads)
+
+
+def layer_output(node: KanNode, layer_params, x, dtype):
+    """A kan layer's output ``[B, out]`` through the Fourier form of its edges
+    (:mod:`._fourier`), or None where the layer has none (its edges are then evaluated one by
+    one by :func:`edge_values`).
+    """
+    import jax.numpy as jnp
+
+    try:
+        steps = expand(node.kernel)
+    except BackendError:  # gates this kernel does not run: another kernel's business
+        return None
+    shared = shared_encoding(node, steps)
+    if shared is None:
+        return None
+    encoding, degree = shared
+    p = _common.edge_params(node, layer_params, jnp, dtype)
+    # the circuit at the 2L + 1 nodes, per edge: [nodes, O', in]
+    t = jnp.asarray(_fourier.nodes(degree), dtype)[:, None, None]
+    v0, uploads, _ = _segments(steps, p, None, dtype, data_angle=t)
+    values = _adjoint.run(v0, uploads, _READ_ROW[node.kernel.observable], dtype)
+    values = jnp.asarray(values, dtype)  # reads every node's cos/sin: [nodes, O' or 1, in or 1]
+    coeffs = jnp.einsum("kj,joi->koi", jnp.asarray(_fourier.dft_matrix(degree), dtype), values)
+    coeffs = jnp.broadcast_to(coeffs, (coeffs.shape[0], node.out_width, node.in_width))
+    g = jnp.asarray(evaluate(encoding.angle, x, p, jnp, encoding.env), dtype)
+    g = jnp.broadcast_to(g, x.shape)
+    feats = _fourier.harmonics(g, degree, jnp)
+    return _fourier.combine(node, layer_params, x, feats, coeffs, jnp)
 
 
 # ----------------------------------------------------------------------------- network functions
@@ -256,17 +309,20 @@ def build(graph, dtype: str) -> JaxFunctions:
     def edge_fn(node, layer, h):
         return edge_values(node, layer, h, jdtype)
 
+    def layer_fn(node, layer, h):
+        return layer_output(node, layer, h, jdtype)
+
     def apply(params, x):
         _TRACES["count"] += 1
         params, x, single = _prepare(table, in_width, jdtype, params, x)
-        y = _common.forward(order, params, x, edge_fn, jnp)
+        y = _common.forward(order, params, x, edge_fn, jnp, layer_fn=layer_fn)
         return y[0] if single else y
 
     def layer_inputs(params, x):
         _TRACES["count"] += 1
         params, x, single = _prepare(table, in_width, jdtype, params, x)
         out = {}
-        _common.forward(order, params, x, edge_fn, jnp, collect=out)
+        _common.forward(order, params, x, edge_fn, jnp, collect=out, layer_fn=layer_fn)
         return {k: (v[0] if single else v) for k, v in out.items()}
 
     def edges(params, x, layer_id):
@@ -274,7 +330,7 @@ def build(graph, dtype: str) -> JaxFunctions:
         if layer_id not in kan_ids:
             raise BackendError(f"{layer_id!r} is not a kan layer; kan layers: {', '.join(kan_ids) or 'none'}")
         params, x, single = _prepare(table, in_width, jdtype, params, x)
-        phi = _common.forward(order, params, x, edge_fn, jnp, stop_at=layer_id)
+        phi = _common.forward(order, params, x, edge_fn, jnp, stop_at=layer_id, layer_fn=layer_fn)
         return phi[0] if single else phi
 
     fns = JaxFunctions(
