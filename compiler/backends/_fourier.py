@@ -52,13 +52,14 @@ def nodes(degree: int) -> np.ndarray:
     return 2.0 * math.pi * np.arange(n) / n
 
 
-def harmonics(g, degree: int, xp):
+def harmonics(g, degree: int, xp, sincos=None):
     """``[..., 2 degree + 1]``: ``1, cos g, sin g, ..., cos(degree g), sin(degree g)``.
 
-    One cos/sin of ``g``; the higher harmonics by the angle-addition recurrence
-    (``cos (k+1)g = cos kg cos g - sin kg sin g``, error growing linearly in k).
+    One cos/sin of ``g`` (by ``sincos(g) -> (cos, sin)`` where given); the higher harmonics
+    by the angle-addition recurrence (``cos (k+1)g = cos kg cos g - sin kg sin g``, error
+    growing linearly in k).
     """
-    c1, s1 = xp.cos(g), xp.sin(g)
+    c1, s1 = sincos(g) if sincos is not None else (xp.cos(g), xp.sin(g))
     out = [xp.ones_like(g), c1, s1]
     c, s = c1, s1
     for _ in range(degree - 1):

@@ -133,46 +133,55 @@ def expand(circuit) -> list:
 _READ_ROW = {"x": 0, "y": 1, "z": 2, "inspired": 2}
 
 
-def _segments(steps, p, xe, dtype, data_angle=None):
+def _segments(steps, p, dtype):
     """Fuse the data-free stretches of a circuit, per edge.
 
-    Returns ``(v0, uploads, tail)``: the symbolic state before the first re-upload, one
-    ``(axis, cos, sin, M)`` per re-upload (``M`` the fused matrix after it, None when the
-    next gate is another re-upload) and, for a circuit without re-uploads, the matrix of
-    the whole circuit in ``tail``. With ``data_angle`` every re-upload rotates by that array
-    instead of its own angle of ``xe``.
+    Returns ``(v0, plan, tail)``: the symbolic state before the first re-upload, one
+    ``(axis, M)`` per re-upload (``M`` the fused matrix after it, None when the next gate is
+    another re-upload) and, for a circuit without re-uploads, the matrix of the whole
+    circuit in ``tail``. Data angles are not evaluated here (see :func:`_data_trig`).
     """
     import jax.numpy as jnp
 
     m = None  # pending data-free rotation (symbolic 3x3), None = identity
     v0 = (0.0, 0.0, 1.0)
-    uploads = []
+    plan = []
     for step in steps:
         if isinstance(step, _Fixed):
             mat = _so3.const_matrix(step.matrix)
             m = mat if m is None else _so3.matmul(mat, m)
             continue
-        data = depends_on_input(step.angle)
-        if data and data_angle is not None:
-            angle = data_angle
-        else:
-            angle = jnp.asarray(evaluate(step.angle, xe, p, jnp, step.env), dtype)
-        c, s = jnp.cos(angle), jnp.sin(angle)
-        if not data:
+        if not depends_on_input(step.angle):
+            c, s = _so3.sincos(jnp.asarray(evaluate(step.angle, None, p, jnp, step.env), dtype))
             mat = _so3.rot_matrix(step.axis, c, s)
             m = mat if m is None else _so3.matmul(mat, m)
             continue
         # a data re-upload closes the pending data-free segment
-        if uploads:
-            uploads[-1][3] = m
+        if plan:
+            plan[-1][1] = m
         elif m is not None:
             v0 = _so3.apply(m, v0)
         m = None
-        uploads.append([step.axis, c, s, None])
-    if uploads:
-        uploads[-1][3] = m
+        plan.append([step.axis, None])
+    if plan:
+        plan[-1][1] = m
         m = None
-    return v0, tuple(tuple(u) for u in uploads), m
+    return v0, tuple(tuple(u) for u in plan), m
+
+
+def _data_steps(steps):
+    return [s for s in steps if isinstance(s, _Rot) and depends_on_input(s.angle)]
+
+
+def _data_angles(steps, p, xe, dtype):
+    """Every re-upload's data angle, in order (``[B, O' or 1, in]``)."""
+    import jax.numpy as jnp
+
+    return [jnp.asarray(evaluate(step.angle, xe, p, jnp, step.env), dtype) for step in _data_steps(steps)]
+
+
+def _uploads(plan, angles):
+    return tuple((axis, angle, m) for (axis, m), angle in zip(plan, angles))
 
 
 def edge_values(node: KanNode, layer_params, x, dtype):
@@ -190,7 +199,8 @@ def edge_values(node: KanNode, layer_params, x, dtype):
     p = _common.edge_params(node, layer_params, jnp, dtype)
     xe = x[:, None, :]  # [B, 1, in]: data angles without per-edge parameters stay this shape
     probe = next((a for a in (*layer_params.values(), x) if a.size > 0), None)
-    v0, uploads, tail = _so3.materialise(lambda p_, xe_: _segments(steps, p_, xe_, dtype), (p, xe), probe)
+    v0, plan, tail = _so3.materialise(lambda p_: _segments(steps, p_, dtype), (p,), probe)
+    uploads = _uploads(plan, _data_angles(steps, p, xe, dtype))
 
     row = _READ_ROW[node.kernel.observable]
     if uploads:
@@ -214,7 +224,7 @@ def shared_encoding(node: KanNode, steps):
     bindings) reading no per-edge parameter. Otherwise None."""
     if node.kernel.observable not in ("x", "y", "z"):
         return None
-    uploads = [s for s in steps if isinstance(s, _Rot) and depends_on_input(s.angle)]
+    uploads = _data_steps(steps)
     if not uploads:
         return None
     first = uploads[0]
@@ -244,14 +254,15 @@ def layer_output(node: KanNode, layer_params, x, dtype):
     p = _common.edge_params(node, layer_params, jnp, dtype)
     # the circuit at the 2L + 1 nodes, per edge: [nodes, O', in]
     t = jnp.asarray(_fourier.nodes(degree), dtype)[:, None, None]
-    v0, uploads, _ = _segments(steps, p, None, dtype, data_angle=t)
+    v0, plan, _ = _segments(steps, p, dtype)
+    uploads = _uploads(plan, [t] * degree)
     values = _adjoint.run(v0, uploads, _READ_ROW[node.kernel.observable], dtype)
     values = jnp.asarray(values, dtype)  # reads every node's cos/sin: [nodes, O' or 1, in or 1]
     coeffs = jnp.einsum("kj,joi->koi", jnp.asarray(_fourier.dft_matrix(degree), dtype), values)
     coeffs = jnp.broadcast_to(coeffs, (coeffs.shape[0], node.out_width, node.in_width))
     g = jnp.asarray(evaluate(encoding.angle, x, p, jnp, encoding.env), dtype)
     g = jnp.broadcast_to(g, x.shape)
-    feats = _fourier.harmonics(g, degree, jnp)
+    feats = _fourier.harmonics(g, degree, jnp, _so3.sincos)
     return _fourier.combine(node, layer_params, x, feats, coeffs, jnp)
 
 
