@@ -43,7 +43,7 @@ from typing import Sequence
 from . import _so3
 
 #: One custom-VJP core per kernel structure, shared by every network that has it. Key:
-#: ``(v0 template, ((axis, matrix template) per re-upload), readout row, dtype name)``, where
+#: ``(v0 template, ((axis, matrix template, hoisted) per re-upload), readout row, dtype name)``, where
 #: a template is the trace-time shape of a symbolic vector or matrix (which entries are the
 #: constants 0/+-1/floats and which are arrays; see ``_so3.split``), not array values or
 #: shapes. At most ``_CORES_LIMIT`` are kept; the oldest goes first.
@@ -83,10 +83,15 @@ def run(v0, uploads: Sequence[tuple], row: int, dtype):
     v0_t, v0_arrays = _so3.split(v0)
     angles = tuple(angle for _, angle, _ in uploads)
     plan, m_arrays = [], []
-    for axis, _, m in uploads:
+    edges = max((a.shape[0] for a in (*v0_arrays, *angles) if a.ndim), default=1)
+    for axis, angle, m in uploads:
         m_t, arrays = _so3.split(m)
-        plan.append((axis, m_t))
+        edges = max([edges, *(a.shape[0] for a in arrays if a.ndim)])
+        plan.append([axis, m_t])
         m_arrays.append(tuple(arrays))
+    for step, angle in zip(plan, angles):  # an angle shared by every output edge: hoist its cos/sin
+        step.append(angle.ndim > 0 and angle.shape[0] == 1 and edges > 1)
+    plan = [tuple(step) for step in plan]
     key = (v0_t, tuple(plan), row, str(dtype))
     core = _CORES.get(key)
     if core is None:
@@ -102,10 +107,15 @@ def _make_core(v0_t, plan, row, dtype):
 
     last = len(plan) - 1
 
+    def trig(angle, hoisted):
+        # a cos/sin shared by every output is computed once, as a block of its own, not
+        # inside each consumer once per output
+        return _so3.materialise(_so3.sincos, (angle,), angle) if hoisted else _so3.sincos(angle)
+
     def sweep(v0_arrays, angles, m_arrays, rows_last):
         r = _so3.join(v0_t, v0_arrays)
-        for l, ((axis, m_t), angle, arrays) in enumerate(zip(plan, angles, m_arrays)):
-            c, s = _so3.sincos(angle)
+        for l, ((axis, m_t, hoisted), angle, arrays) in enumerate(zip(plan, angles, m_arrays)):
+            c, s = trig(angle, hoisted)
             r = _so3.rotate(axis, r, c, s)
             m = _so3.join(m_t, arrays)
             if m is not None:
@@ -131,7 +141,7 @@ def _make_core(v0_t, plan, row, dtype):
     # state and co-state it returns are written once, instead of XLA re-deriving the chain
     # inside every consumer (a cost quadratic in the number of re-uploads).
 
-    def backward_step(axis, m_t, lam, state, angle, arrays):
+    def backward_step(axis, m_t, hoisted, lam, state, angle, arrays):
         m = _so3.join(m_t, arrays)
         grads = [None] * len(arrays)
         t = state
@@ -146,7 +156,7 @@ def _make_core(v0_t, plan, row, dtype):
             lam = _so3.apply(mt, lam)
         u, v = _PLANE[axis]
         d_angle = _so3.add(_so3.mul(lam[v], t[u]), -_so3.mul(lam[u], t[v]))
-        c, s = _so3.sincos(angle)
+        c, s = trig(angle, hoisted)
         state = _so3.rotate(axis, t, c, -s)  # R(phi)^T = R(-phi)
         lam = _so3.rotate(axis, lam, c, -s)
         return lam, state, _sum_to(d_angle, angle.shape, dtype), tuple(grads)
@@ -156,9 +166,8 @@ def _make_core(v0_t, plan, row, dtype):
         lam = tuple(g if k == row else 0.0 for k in range(3))
         d_angles, d_mats = [None] * len(plan), [None] * len(plan)
         for l in range(last, -1, -1):
-            axis, m_t = plan[l]
             lam, state, d_angles[l], d_mats[l] = _so3.materialise(
-                partial(backward_step, axis, m_t), (lam, state, angles[l], m_arrays[l]), angles[l])
+                partial(backward_step, *plan[l]), (lam, state, angles[l], m_arrays[l]), angles[l])
         d_v0 = [None] * len(v0_arrays)
         for k, (kind, slot) in enumerate(v0_t[1]):
             if kind == "a":

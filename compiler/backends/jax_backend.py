@@ -197,7 +197,11 @@ def edge_values(node: KanNode, layer_params, x, dtype):
 
     steps = expand(node.kernel)
     p = _common.edge_params(node, layer_params, jnp, dtype)
-    xe = x[:, None, :]  # [B, 1, in]: data angles without per-edge parameters stay this shape
+    # the kernel runs batch-last, [O', in, B]: its per-edge reductions over the batch are then
+    # over the contiguous axis (several times faster on CPU than over the leading one)
+    per_edge = {name for name, _ in node.kernel.params}
+    p = {k: (jnp.expand_dims(v, 2) if k in per_edge else v) for k, v in p.items()}  # [O', in, 1, ...]
+    xe = x.T[None]  # [1, in, B]: data angles without per-edge parameters stay this shape
     probe = next((a for a in (*layer_params.values(), x) if a.size > 0), None)
     v0, plan, tail = _so3.materialise(lambda p_: _segments(steps, p_, dtype), (p,), probe)
     uploads = _uploads(plan, _data_angles(steps, p, xe, dtype))
@@ -207,8 +211,8 @@ def edge_values(node: KanNode, layer_params, x, dtype):
         value = _adjoint.run(v0, uploads, row, dtype)
     else:  # no data re-upload at all: a per-edge constant
         (value,) = _so3.apply(tail, v0, (row,)) if tail is not None else (v0[row],)
-    shape = (x.shape[0], node.out_width, node.in_width)
-    value = jnp.broadcast_to(jnp.asarray(value, dtype), shape)
+    value = jnp.broadcast_to(jnp.asarray(value, dtype), (node.out_width, node.in_width, x.shape[0]))
+    value = jnp.transpose(value, (2, 0, 1))
     if node.kernel.observable == "inspired":
         # |alpha| - |beta| = sqrt((1 + z) / 2) - sqrt((1 - z) / 2); clamped at the poles so a
         # gradient that is zero there stays finite
