@@ -300,6 +300,7 @@ def best_reference(ref: dict, key: str) -> tuple[float, str]:
 def run(quick: bool) -> dict:
     repeats = 5 if quick else 15
     configs = CONFIGS[:1] + CONFIGS[2:3] if quick else CONFIGS
+    load_start = os.getloadavg()
     ensure_reference_venv()
     ref = Reference()
     rows = []
@@ -321,7 +322,7 @@ def run(quick: bool) -> dict:
     print("compile latency ...", file=sys.stderr, flush=True)
     latency = compile_latencies()
     info = machine()
-    info["load_end"] = os.getloadavg()
+    info["load_start"], info["load_end"] = load_start, os.getloadavg()
     return {"command": "python benchmarks/compare_qkan.py" + (" --quick" if quick else ""),
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "repeats": repeats,
             "machine": info, "reference": ref.info, "rows": rows, "compile_latency": latency}
