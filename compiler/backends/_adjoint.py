@@ -8,22 +8,26 @@ code and differentiated by JAX), what remains per sample is
     p_l = s_{l-1}, \qquad t_l = R_{a_l}(\varphi_l)\, p_l, \qquad s_l = M_l\, t_l,
     \qquad s_0 = v_0, \qquad y = (s_L)_{\mathrm{row}}
 
-with ``v0`` the per-edge state before the first re-upload. The kernel passes ``cos`` and
-``sin`` of every data angle (computed once, outside the per-sample loop), not the angles.
-The forward pass keeps the states ``p_l``, ``t_l``; the backward pass sweeps the adjoint
-(co-state) vector ``lambda`` back once:
+with ``v0`` the per-edge state before the first re-upload. The kernel takes the data angles
+``phi_l`` and evaluates their cos/sin itself (:func:`._so3.sincos`), inside the sweeps.
+Every ``M_l`` and ``R`` is a rotation, so the backward pass needs no stored states: it
+starts from the final state ``s_L`` and the co-state ``lambda = e_row g`` and walks back,
+undoing each step with the transposes while it accumulates:
 
 .. math::
 
-    \bar M_l = \sum_b \lambda\, t_l^T, \quad \lambda \leftarrow M_l^T \lambda, \quad
-    \bar c_l = \lambda_u p_u + \lambda_v p_v, \quad \bar s_l = \lambda_v p_u - \lambda_u p_v, \quad
-    \lambda \leftarrow R_{a_l}(\varphi_l)^T \lambda, \quad \bar v_0 = \sum_b \lambda
+    t_l = M_l^T s_l, \quad \bar M_l = \sum_b \lambda\, t_l^T, \quad \lambda \leftarrow M_l^T \lambda,
+    \quad \bar\varphi_l = \lambda_v t_u - \lambda_u t_v,
+    \quad s_{l-1} = R(\varphi_l)^T t_l, \quad \lambda \leftarrow R(\varphi_l)^T \lambda,
+    \quad \bar v_0 = \sum_b \lambda
 
-where (u, v) is the plane the rotation turns (``t_u = c p_u - s p_v``, ``t_v = s p_u + c p_v``).
+where (u, v) is the plane the rotation turns (``t_u = c p_u - s p_v``, ``t_v = s p_u + c p_v``,
+so ``dt_u / dphi = -t_v`` and ``dt_v / dphi = t_u``). The forward pass of a gradient keeps
+only the final state (three arrays), the backward pass recomputes each cos/sin once.
 Sums run over every axis an input was broadcast along: the batch for per-edge matrices, and
-the output axis for data angles shared by all outputs (the hoisted ones). Letting JAX derive
-the backward pass itself costs several times more here (XLA re-derives the forward chain
-inside the backward fusions).
+the output axis for data angles shared by all outputs. Letting JAX derive the backward pass
+itself costs several times more here (XLA re-derives the forward chain inside the backward
+fusions).
 
 Matrices and vectors are symbolic (:mod:`._so3`): entries known at trace time stay Python
 floats, so a fused block with zeros or ones costs only its non-trivial entries, forward and
@@ -39,7 +43,7 @@ from typing import Sequence
 from . import _so3
 
 #: One custom-VJP core per kernel structure, shared by every network that has it. Key:
-#: ``(v0 template, ((axis, matrix template) per re-upload), readout row, dtype name)``, where
+#: ``(v0 template, ((axis, matrix template, hoisted) per re-upload), readout row, dtype name)``, where
 #: a template is the trace-time shape of a symbolic vector or matrix (which entries are the
 #: constants 0/+-1/floats and which are arrays; see ``_so3.split``), not array values or
 #: shapes. At most ``_CORES_LIMIT`` are kept; the oldest goes first.
@@ -71,25 +75,30 @@ def run(v0, uploads: Sequence[tuple], row: int, dtype):
 
     Args:
         v0: symbolic state (3 entries) before the first re-upload.
-        uploads: ``(axis, c, s, M)`` per re-upload: cos and sin of the data angle and the
-            symbolic matrix applied after the rotation (None for none).
+        uploads: ``(axis, angle, M)`` per re-upload: the data angle array and the symbolic
+            matrix applied after the rotation (None for none).
         row: 0, 1, 2 for the x, y, z component.
         dtype: the computation dtype.
     """
     v0_t, v0_arrays = _so3.split(v0)
-    trig = tuple((c, s) for _, c, s, _ in uploads)
+    angles = tuple(angle for _, angle, _ in uploads)
     plan, m_arrays = [], []
-    for axis, _, _, m in uploads:
+    edges = max((a.shape[0] for a in (*v0_arrays, *angles) if a.ndim), default=1)
+    for axis, angle, m in uploads:
         m_t, arrays = _so3.split(m)
-        plan.append((axis, m_t))
+        edges = max([edges, *(a.shape[0] for a in arrays if a.ndim)])
+        plan.append([axis, m_t])
         m_arrays.append(tuple(arrays))
+    for step, angle in zip(plan, angles):  # an angle shared by every output edge: hoist its cos/sin
+        step.append(angle.ndim > 0 and angle.shape[0] == 1 and edges > 1)
+    plan = [tuple(step) for step in plan]
     key = (v0_t, tuple(plan), row, str(dtype))
     core = _CORES.get(key)
     if core is None:
         while len(_CORES) >= _CORES_LIMIT:
             _CORES.pop(next(iter(_CORES)))
         core = _CORES[key] = _make_core(v0_t, tuple(plan), row, dtype)
-    return core(tuple(v0_arrays), trig, tuple(m_arrays))
+    return core(tuple(v0_arrays), angles, tuple(m_arrays))
 
 
 def _make_core(v0_t, plan, row, dtype):
@@ -98,71 +107,72 @@ def _make_core(v0_t, plan, row, dtype):
 
     last = len(plan) - 1
 
-    def forward(v0_arrays, trig, m_arrays):
+    def trig(angle, hoisted):
+        # a cos/sin shared by every output is computed once, as a block of its own, not
+        # inside each consumer once per output
+        return _so3.materialise(_so3.sincos, (angle,), angle) if hoisted else _so3.sincos(angle)
+
+    def sweep(v0_arrays, angles, m_arrays, rows_last):
         r = _so3.join(v0_t, v0_arrays)
-        for l, ((axis, m_t), (c, s), arrays) in enumerate(zip(plan, trig, m_arrays)):
+        for l, ((axis, m_t, hoisted), angle, arrays) in enumerate(zip(plan, angles, m_arrays)):
+            c, s = trig(angle, hoisted)
             r = _so3.rotate(axis, r, c, s)
             m = _so3.join(m_t, arrays)
             if m is not None:
-                r = _so3.apply(m, r, (row,) if l == last else (0, 1, 2))
-                if l == last:
-                    r = {row: r[0]}
+                rows = rows_last if l == last else (0, 1, 2)
+                r = dict(zip(rows, _so3.apply(m, r, rows)))
+                r = tuple(r.get(k, 0.0) for k in range(3))
+        return r
+
+    def value_of(r):
         value = r[row]
         return jnp.asarray(value, dtype) if isinstance(value, float) else value
 
     @jax.custom_vjp
-    def core(v0_arrays, trig, m_arrays):
-        return forward(v0_arrays, trig, m_arrays)
+    def core(v0_arrays, angles, m_arrays):
+        return value_of(sweep(v0_arrays, angles, m_arrays, (row,)))
 
-    # Each step of the differentiated pass runs as a block of its own (_so3.materialise): the
-    # states it returns are written once, instead of XLA re-deriving the chain inside every
-    # consumer (a cost quadratic in the number of re-uploads).
+    def core_fwd(v0_arrays, angles, m_arrays):
+        probe = angles[0]
+        final = _so3.materialise(lambda *a: sweep(*a, (0, 1, 2)), (v0_arrays, angles, m_arrays), probe)
+        return value_of(final), (v0_arrays, angles, m_arrays, final)
 
-    def forward_step(axis, m_t, r, c, s, arrays):
-        t = _so3.rotate(axis, r, c, s)
-        m = _so3.join(m_t, arrays)
-        return r, t, (t if m is None else _so3.apply(m, t))
+    # Each step of the backward pass runs as a block of its own (_so3.materialise): the
+    # state and co-state it returns are written once, instead of XLA re-deriving the chain
+    # inside every consumer (a cost quadratic in the number of re-uploads).
 
-    def core_fwd(v0_arrays, trig, m_arrays):
-        r = _so3.join(v0_t, v0_arrays)
-        states = []
-        for (axis, m_t), (c, s), arrays in zip(plan, trig, m_arrays):
-            p, t, r = _so3.materialise(partial(forward_step, axis, m_t), (r, c, s, arrays), c)
-            states.append((p, t))
-        value = r[row]
-        value = jnp.asarray(value, dtype) if isinstance(value, float) else value
-        return value, (v0_arrays, trig, m_arrays, tuple(states))
-
-    def backward_step(axis, m_t, lam, p, t, c, s, arrays):
+    def backward_step(axis, m_t, hoisted, lam, state, angle, arrays):
         m = _so3.join(m_t, arrays)
         grads = [None] * len(arrays)
+        t = state
         if m is not None:
+            mt = _so3.transpose(m)
+            t = _so3.apply(mt, state)
             for i in range(3):
                 for j in range(3):
                     kind, slot = m_t[1][i][1][j]
                     if kind == "a":
                         grads[slot] = _sum_to(_so3.mul(lam[i], t[j]), arrays[slot].shape, dtype)
-            lam = _so3.apply(_so3.transpose(m), lam)
+            lam = _so3.apply(mt, lam)
         u, v = _PLANE[axis]
-        dc = _so3.add(_so3.mul(lam[u], p[u]), _so3.mul(lam[v], p[v]))
-        ds = _so3.add(_so3.mul(lam[v], p[u]), -_so3.mul(lam[u], p[v]))
-        lam = _so3.rotate(axis, lam, c, -s)  # R(phi)^T = R(-phi)
-        return lam, (_sum_to(dc, c.shape, dtype), _sum_to(ds, s.shape, dtype)), tuple(grads)
+        d_angle = _so3.add(_so3.mul(lam[v], t[u]), -_so3.mul(lam[u], t[v]))
+        c, s = trig(angle, hoisted)
+        state = _so3.rotate(axis, t, c, -s)  # R(phi)^T = R(-phi)
+        lam = _so3.rotate(axis, lam, c, -s)
+        return lam, state, _sum_to(d_angle, angle.shape, dtype), tuple(grads)
 
     def core_bwd(res, g):
-        v0_arrays, trig, m_arrays, states = res
+        v0_arrays, angles, m_arrays, state = res
         lam = tuple(g if k == row else 0.0 for k in range(3))
-        d_trig, d_mats = [None] * len(plan), [None] * len(plan)
+        d_angles, d_mats = [None] * len(plan), [None] * len(plan)
         for l in range(last, -1, -1):
-            axis, m_t = plan[l]
-            (c, s), (p, t) = trig[l], states[l]
-            lam, d_trig[l], d_mats[l] = _so3.materialise(
-                partial(backward_step, axis, m_t), (lam, p, t, c, s, m_arrays[l]), c)
+            lam, state, d_angles[l], d_mats[l] = _so3.materialise(
+                partial(backward_step, *plan[l]), (lam, state, angles[l], m_arrays[l]), angles[l])
         d_v0 = [None] * len(v0_arrays)
         for k, (kind, slot) in enumerate(v0_t[1]):
             if kind == "a":
                 d_v0[slot] = _sum_to(lam[k], v0_arrays[slot].shape, dtype)
-        return tuple(d_v0), tuple(d_trig), tuple(d_mats)
+        return tuple(d_v0), tuple(d_angles), tuple(d_mats)
 
     core.defvjp(core_fwd, core_bwd)
     return core

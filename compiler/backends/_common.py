@@ -174,13 +174,19 @@ def kan_combine(node: KanNode, layer_params: Mapping[str, object], x, phi, xp):
         y = phi.sum(axis=-1)
     else:
         y = xp.einsum("boi,oi->bo", phi, w)
+    return y + base_term(node, layer_params, x, xp)
+
+
+def base_term(node: KanNode, layer_params: Mapping[str, object], x, xp):
+    """The residual branch of a kan layer, ``sum_i m_ji beta_ji base(x_bi)`` (0.0 without one)."""
     base = base_function(node.base, xp)
-    if base is not None:
-        beta = layer_params["base_weight"]
-        if mask is not None:
-            beta = beta * mask
-        y = y + base(x) @ beta.T
-    return y
+    if base is None:
+        return 0.0
+    beta = layer_params["base_weight"]
+    mask = layer_params.get("mask")
+    if mask is not None:
+        beta = beta * mask
+    return base(x) @ beta.T
 
 
 def edge_terms(node: KanNode, layer_params: Mapping[str, object], x, phi, xp):
@@ -204,11 +210,15 @@ def edge_terms(node: KanNode, layer_params: Mapping[str, object], x, phi, xp):
     return terms if mask is None else terms * mask
 
 
-def forward(order, params, x, edge_fn, xp, collect: dict | None = None, stop_at: str | None = None):
+def forward(order, params, x, edge_fn, xp, collect: dict | None = None, stop_at: str | None = None,
+            layer_fn: Callable | None = None):
     """Run the network; ``edge_fn(node, layer_params, x) -> [B, out, in]`` evaluates a kan layer.
 
     ``collect`` (if given) receives each layer's input under its node id. With ``stop_at`` the
     raw edge values of that kan layer are returned instead of the network output.
+    ``layer_fn(node, layer_params, x)`` (if given) may compute a kan layer's output ``[B, out]``
+    directly, without its edge values; where it returns None the layer goes through
+    ``edge_fn`` and :func:`kan_combine`.
     """
     h = x
     for node_id, record in order:
@@ -218,10 +228,13 @@ def forward(order, params, x, edge_fn, xp, collect: dict | None = None, stop_at:
             collect[node_id] = h
         layer = params[node_id]
         if isinstance(record, KanNode):
-            phi = edge_fn(record, layer, h)
-            if stop_at == node_id:
-                return phi
-            h = kan_combine(record, layer, h, phi, xp)
+            y = layer_fn(record, layer, h) if layer_fn is not None and stop_at != node_id else None
+            if y is None:
+                phi = edge_fn(record, layer, h)
+                if stop_at == node_id:
+                    return phi
+                y = kan_combine(record, layer, h, phi, xp)
+            h = y
         elif isinstance(record, LinearNode):
             h = h @ layer["weight"].T + layer["bias"]
         else:

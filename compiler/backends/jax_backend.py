@@ -34,9 +34,9 @@ from typing import Callable
 
 import numpy as np
 
-from ..expr import depends_on_input, evaluate
+from ..expr import depends_on_input, evaluate, param_refs
 from ..ir import KanNode, Op
-from . import _adjoint, _common, _noise, _so3
+from . import _adjoint, _common, _fourier, _noise, _so3
 from ._common import BackendError
 
 NAME = "jax"
@@ -133,41 +133,55 @@ def expand(circuit) -> list:
 _READ_ROW = {"x": 0, "y": 1, "z": 2, "inspired": 2}
 
 
-def _segments(steps, p, xe, dtype):
+def _segments(steps, p, dtype):
     """Fuse the data-free stretches of a circuit, per edge.
 
-    Returns ``(v0, uploads, tail)``: the symbolic state before the first re-upload, one
-    ``(axis, cos, sin, M)`` per re-upload (``M`` the fused matrix after it, None when the
-    next gate is another re-upload) and, for a circuit without re-uploads, the matrix of
-    the whole circuit in ``tail``.
+    Returns ``(v0, plan, tail)``: the symbolic state before the first re-upload, one
+    ``(axis, M)`` per re-upload (``M`` the fused matrix after it, None when the next gate is
+    another re-upload) and, for a circuit without re-uploads, the matrix of the whole
+    circuit in ``tail``. Data angles are not evaluated here (see :func:`_data_trig`).
     """
     import jax.numpy as jnp
 
     m = None  # pending data-free rotation (symbolic 3x3), None = identity
     v0 = (0.0, 0.0, 1.0)
-    uploads = []
+    plan = []
     for step in steps:
         if isinstance(step, _Fixed):
             mat = _so3.const_matrix(step.matrix)
             m = mat if m is None else _so3.matmul(mat, m)
             continue
-        angle = jnp.asarray(evaluate(step.angle, xe, p, jnp, step.env), dtype)
-        c, s = jnp.cos(angle), jnp.sin(angle)
         if not depends_on_input(step.angle):
+            c, s = _so3.sincos(jnp.asarray(evaluate(step.angle, None, p, jnp, step.env), dtype))
             mat = _so3.rot_matrix(step.axis, c, s)
             m = mat if m is None else _so3.matmul(mat, m)
             continue
         # a data re-upload closes the pending data-free segment
-        if uploads:
-            uploads[-1][3] = m
+        if plan:
+            plan[-1][1] = m
         elif m is not None:
             v0 = _so3.apply(m, v0)
         m = None
-        uploads.append([step.axis, c, s, None])
-    if uploads:
-        uploads[-1][3] = m
+        plan.append([step.axis, None])
+    if plan:
+        plan[-1][1] = m
         m = None
-    return v0, tuple(tuple(u) for u in uploads), m
+    return v0, tuple(tuple(u) for u in plan), m
+
+
+def _data_steps(steps):
+    return [s for s in steps if isinstance(s, _Rot) and depends_on_input(s.angle)]
+
+
+def _data_angles(steps, p, xe, dtype):
+    """Every re-upload's data angle, in order (``[B, O' or 1, in]``)."""
+    import jax.numpy as jnp
+
+    return [jnp.asarray(evaluate(step.angle, xe, p, jnp, step.env), dtype) for step in _data_steps(steps)]
+
+
+def _uploads(plan, angles):
+    return tuple((axis, angle, m) for (axis, m), angle in zip(plan, angles))
 
 
 def edge_values(node: KanNode, layer_params, x, dtype):
@@ -183,23 +197,77 @@ def edge_values(node: KanNode, layer_params, x, dtype):
 
     steps = expand(node.kernel)
     p = _common.edge_params(node, layer_params, jnp, dtype)
-    xe = x[:, None, :]  # [B, 1, in]: data angles without per-edge parameters stay this shape
+    # the kernel runs batch-last, [O', in, B]: its per-edge reductions over the batch are then
+    # over the contiguous axis (several times faster on CPU than over the leading one)
+    per_edge = {name for name, _ in node.kernel.params}
+    p = {k: (jnp.expand_dims(v, 2) if k in per_edge else v) for k, v in p.items()}  # [O', in, 1, ...]
+    xe = x.T[None]  # [1, in, B]: data angles without per-edge parameters stay this shape
     probe = next((a for a in (*layer_params.values(), x) if a.size > 0), None)
-    v0, uploads, tail = _so3.materialise(lambda p_, xe_: _segments(steps, p_, xe_, dtype), (p, xe), probe)
+    v0, plan, tail = _so3.materialise(lambda p_: _segments(steps, p_, dtype), (p,), probe)
+    uploads = _uploads(plan, _data_angles(steps, p, xe, dtype))
 
     row = _READ_ROW[node.kernel.observable]
     if uploads:
         value = _adjoint.run(v0, uploads, row, dtype)
     else:  # no data re-upload at all: a per-edge constant
         (value,) = _so3.apply(tail, v0, (row,)) if tail is not None else (v0[row],)
-    shape = (x.shape[0], node.out_width, node.in_width)
-    value = jnp.broadcast_to(jnp.asarray(value, dtype), shape)
+    value = jnp.broadcast_to(jnp.asarray(value, dtype), (node.out_width, node.in_width, x.shape[0]))
+    value = jnp.transpose(value, (2, 0, 1))
     if node.kernel.observable == "inspired":
         # |alpha| - |beta| = sqrt((1 + z) / 2) - sqrt((1 - z) / 2); clamped at the poles so a
         # gradient that is zero there stays finite
         tiny = jnp.finfo(dtype).tiny
         value = jnp.sqrt(jnp.maximum((1 + value) / 2, tiny)) - jnp.sqrt(jnp.maximum((1 - value) / 2, tiny))
     return value
+
+
+def shared_encoding(node: KanNode, steps):
+    """The one data re-upload step whose angle every re-upload of ``node`` shares, with the
+    number of re-uploads, when the layer has a Fourier form (:mod:`._fourier`): a linear
+    readout, at least one re-upload, every re-upload's angle the same expression (same loop
+    bindings) reading no per-edge parameter. Otherwise None."""
+    if node.kernel.observable not in ("x", "y", "z"):
+        return None
+    uploads = _data_steps(steps)
+    if not uploads:
+        return None
+    first = uploads[0]
+    constants = node.kernel.constant_arrays()
+    if any(u.angle != first.angle or u.env != first.env for u in uploads[1:]):
+        return None
+    if any(ref.name not in constants for ref in param_refs(first.angle)):
+        return None
+    return first, len(uploads)
+
+
+def layer_output(node: KanNode, layer_params, x, dtype):
+    """A kan layer's output ``[B, out]`` through the Fourier form of its edges
+    (:mod:`._fourier`), or None where the layer has none (its edges are then evaluated one by
+    one by :func:`edge_values`).
+    """
+    import jax.numpy as jnp
+
+    try:
+        steps = expand(node.kernel)
+    except BackendError:  # gates this kernel does not run: another kernel's business
+        return None
+    shared = shared_encoding(node, steps)
+    if shared is None:
+        return None
+    encoding, degree = shared
+    p = _common.edge_params(node, layer_params, jnp, dtype)
+    # the circuit at the 2L + 1 nodes, per edge: [nodes, O', in]
+    t = jnp.asarray(_fourier.nodes(degree), dtype)[:, None, None]
+    v0, plan, _ = _segments(steps, p, dtype)
+    uploads = _uploads(plan, [t] * degree)
+    values = _adjoint.run(v0, uploads, _READ_ROW[node.kernel.observable], dtype)
+    values = jnp.asarray(values, dtype)  # reads every node's cos/sin: [nodes, O' or 1, in or 1]
+    coeffs = jnp.einsum("kj,joi->koi", jnp.asarray(_fourier.dft_matrix(degree), dtype), values)
+    coeffs = jnp.broadcast_to(coeffs, (coeffs.shape[0], node.out_width, node.in_width))
+    g = jnp.asarray(evaluate(encoding.angle, x, p, jnp, encoding.env), dtype)
+    g = jnp.broadcast_to(g, x.shape)
+    feats = _fourier.harmonics(g, degree, jnp, _so3.sincos)
+    return _fourier.combine(node, layer_params, x, feats, coeffs, jnp)
 
 
 # ----------------------------------------------------------------------------- network functions
@@ -262,17 +330,23 @@ def build(graph, dtype: str, noise=None) -> JaxFunctions:
     def edge_fn(node, layer, h):
         return edge_values(node, layer, h, jdtype)
 
+    def layer_fn(node, layer, h):
+        return layer_output(node, layer, h, jdtype)
+
     def apply(params, x, key=None, shots=None):
         _TRACES["count"] += 1
         params, x, single = _prepare(table, in_width, jdtype, params, x)
-        y = _common.forward(order, params, x, _noise.sampled(edge_fn, key, shots, jdtype), jnp)
+        if shots is None:
+            y = _common.forward(order, params, x, edge_fn, jnp, layer_fn=layer_fn)
+        else:  # every edge's estimate is sampled: the per-edge path
+            y = _common.forward(order, params, x, _noise.sampled(edge_fn, key, shots, jdtype), jnp)
         return y[0] if single else y
 
     def layer_inputs(params, x):
         _TRACES["count"] += 1
         params, x, single = _prepare(table, in_width, jdtype, params, x)
         out = {}
-        _common.forward(order, params, x, edge_fn, jnp, collect=out)
+        _common.forward(order, params, x, edge_fn, jnp, collect=out, layer_fn=layer_fn)
         return {k: (v[0] if single else v) for k, v in out.items()}
 
     def edges(params, x, layer_id):
@@ -280,7 +354,7 @@ def build(graph, dtype: str, noise=None) -> JaxFunctions:
         if layer_id not in kan_ids:
             raise BackendError(f"{layer_id!r} is not a kan layer; kan layers: {', '.join(kan_ids) or 'none'}")
         params, x, single = _prepare(table, in_width, jdtype, params, x)
-        phi = _common.forward(order, params, x, edge_fn, jnp, stop_at=layer_id)
+        phi = _common.forward(order, params, x, edge_fn, jnp, stop_at=layer_id, layer_fn=layer_fn)
         return phi[0] if single else phi
 
     fns = JaxFunctions(
