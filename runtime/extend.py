@@ -30,6 +30,8 @@ Example::
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from qvaf.dsl.errors import QvafError
@@ -186,3 +188,62 @@ def _verify(model, params, model2, params2, check_inputs) -> None:
         raise ExtendError(f"extending ansatz {', '.join(repr(a) for a in ansatze)} changes the network's function "
                           f"(outputs differ by up to {diff:.3g} on random inputs, tolerance {tol:.1g}) although the "
                           f"compiler found the appended gates harmless; please report this spec")
+
+
+# ----------------------------------------------------------------------------- a saved model
+
+
+def extend_saved(path: str, new_reps: int, out: str, layers="*") -> dict:
+    """Grow the model saved at ``path`` (a run, a checkpoint or a :func:`qvaf.save` folder) to
+    ``new_reps`` re-uploads and save the result in ``out`` as a model checkpoint (the format
+    of :func:`qvaf.save`, plus the run's task so that ``qvaf eval OUT`` needs no ``--task``).
+    The write is atomic: ``out`` holds either nothing new or the whole checkpoint.
+
+    Returns:
+        A report: the layers grown with their reps before and after, parameter counts, the
+        largest output change on the check inputs, the checkpoint written.
+
+    Raises:
+        ExtendError: an ``out`` that already holds a run or saved model (or is a file), a
+            checkpoint of an ansatz compiled alone, or growth that would change the function.
+        CheckpointError: a missing or damaged checkpoint.
+    """
+    import jax
+
+    from . import checkpoint as C
+    from .run import _read_sources, load_run
+    from .saving import model_part
+    from .train import RunLog, TrainState
+
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise ExtendError(f"cannot save to '{out}': it is a file, not a folder")
+    try:
+        C.resolve(out)
+    except C.CheckpointError:
+        pass
+    else:
+        raise ExtendError(f"'{out}' already holds a run or a saved model; choose another --out")
+    model, params, ck = load_run(path)
+    part = ck.config["model"]
+    if part.get("ansatz"):
+        raise ExtendError(f"{ck.path} holds the ansatz '{part['ansatz']}' compiled alone; extension grows the kan "
+                          f"layers of a model")
+    before = kan_reps(model)
+    model2, params2 = extend(model, params, new_reps, layers)
+    x = np.random.default_rng(1).uniform(-1.0, 1.0, (64, model.in_width))
+    change = float(np.max(np.abs(np.asarray(model2.apply(params2, x), np.float64)
+                                 - np.asarray(model.apply(params, x), np.float64))))
+    config = {"model": {**model_part(model2, part["spec"]), **({"block": part["block"]} if "block" in part else {})},
+              "extended_from": {"checkpoint": os.path.abspath(ck.path), "reps": before}}
+    if isinstance(ck.config.get("task"), dict):
+        config["task"] = ck.config["task"]
+    state = TrainState(step=0, params=params2, opt_state=(), key=jax.random.PRNGKey(0), phase_start=0,
+                       best_params={}, best_metric=None, best_step=0, stale=0)
+    try:
+        saved = C.save(out, state, RunLog(), config, _read_sources(ck.spec_dir), keep=1)
+    except OSError as exc:
+        raise ExtendError(f"cannot save to '{out}': {exc.strerror or exc}") from None
+    after = kan_reps(model2)
+    return {"event": "extend", "checkpoint": ck.path, "out": out, "saved": saved,
+            "layers": {lid: {"before": before[lid], "after": after[lid]} for lid in after if after[lid] != before[lid]},
+            "params": {"before": model.param_count, "after": model2.param_count}, "max_output_change": change}

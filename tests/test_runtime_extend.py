@@ -247,3 +247,32 @@ def _naive_growth(model, params, reps):
         new[tuple(slice(0, n) for n in old.shape)] = old
         p2.setdefault(spec.owner, {})[spec.name] = new
     return m2, p2
+
+
+# ----------------------------------------------------------------------------- the command line
+
+
+def test_cli_trains_pz_with_an_extension_schedule_and_extends_a_saved_run(tmp_path, capsys):
+    from qvaf.runtime import checkpoint as C
+    from qvaf.runtime.cli import main
+
+    regression = f"{specs_dir()}/models/regression.qvaf"  # pz edges
+    run = str(tmp_path / "run")
+    assert main(["train", regression, "--task", "toy_sin2", "--n-train", "40", "--batch", "0", "--steps", "4",
+                 "--eval-every", "2", "--extend", "1:0,2:2", "--dtype", "float64", "--out", run, "--quiet"]) == 0
+    model, params = qvaf.restore(run)
+    assert kan_reps(model) == {"layer0": 2, "layer1": 2}
+    out = str(tmp_path / "grown")
+    capsys.readouterr()
+    assert main(["extend", run, "--reps", "5", "--out", out, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["layers"] == {"layer0": {"before": 2, "after": 5}, "layer1": {"before": 2, "after": 5}}
+    assert report["max_output_change"] < 1e-12
+    model2, params2 = qvaf.restore(out)
+    assert kan_reps(model2) == {"layer0": 5, "layer1": 5} and model2.dtype == "float64"
+    x = np.random.default_rng(0).uniform(-1, 1, (30, 2))
+    np.testing.assert_allclose(np.asarray(model2.apply(params2, x)), np.asarray(model.apply(params, x)),
+                               rtol=0, atol=1e-12)
+    assert C.load(out).config["extended_from"]["reps"] == {"layer0": 2, "layer1": 2}
+    assert main(["eval", out, "--json"]) == 0  # the run's task came along
+    assert json.loads(capsys.readouterr().out)["task"] == "toy_sin2"
