@@ -212,7 +212,10 @@ def main(argv=None) -> int:
     ap.add_argument("--stage", type=int, default=100, help="steps per stage (default 100)")
     ap.add_argument("--no-cli", action="store_true", help="skip the qvaf train run")
     ap.add_argument("--no-write", action="store_true", help="print the JSON only")
-    ap.add_argument("--replot", metavar="JSON", help="write the outputs from a saved (partial) result")
+    ap.add_argument("--replot", metavar="JSON", action="append",
+                    help="write the outputs from saved (partial) results (repeatable: merged in order)")
+    ap.add_argument("--only", help="comma-separated runs to do (extension,direct,cli,lm_extension,lm_direct)")
+    ap.add_argument("--partial", default=PARTIAL, help=f"where the partial result goes (default {PARTIAL})")
     args = ap.parse_args(argv)
 
     import jax
@@ -227,11 +230,13 @@ def main(argv=None) -> int:
     result = {"task": "toy_expsin", "spec": "benchmarks/extension.qvaf", "stage": stage, "cpus": os.cpu_count(),
               "reference": REFERENCE}
     if args.replot:
-        with open(args.replot, encoding="utf-8") as fh:
-            result = json.load(fh)
+        for path in args.replot:
+            with open(path, encoding="utf-8") as fh:
+                result.update(json.load(fh))
         stage = result["stage"]
     else:
-        _runs(result, data, stage, total, args.no_cli, np)
+        only = set(args.only.split(",")) if args.only else None
+        _runs(result, data, stage, total, args.no_cli, np, only, args.partial)
     result.setdefault("load", " / ".join(f"{v:.1f}" for v in os.getloadavg()))
     result["seconds"] = time.perf_counter() - T0
     if not args.no_write:
@@ -247,7 +252,7 @@ def main(argv=None) -> int:
     return 0
 
 
-def _runs(result: dict, data, stage: int, total: int, no_cli: bool, np) -> None:
+def _runs(result: dict, data, stage: int, total: int, no_cli: bool, np, only=None, partial=PARTIAL) -> None:
     """Every run, the reference's comparison first; the partial result is saved after each
     (``--replot`` writes the outputs from it)."""
     staged = {"extension": schedules(stage, "lbfgs"), "lm_extension": schedules(stage, "lm")}
@@ -257,6 +262,8 @@ def _runs(result: dict, data, stage: int, total: int, no_cli: bool, np) -> None:
             ("lm_extension", lambda: staged_fit(data, *staged["lm_extension"], 1, total, stage)),
             ("lm_direct", lambda: staged_fit(data, "lm", None, STAGES[-1], total, stage))]
     for name, job in plan:
+        if only is not None and name not in only:
+            continue
         if name == "cli":
             if no_cli:
                 continue
@@ -268,7 +275,7 @@ def _runs(result: dict, data, stage: int, total: int, no_cli: bool, np) -> None:
         else:
             result[name] = job()
         _progress(name, result[name])
-        with open(PARTIAL, "w", encoding="utf-8") as fh:
+        with open(partial, "w", encoding="utf-8") as fh:
             json.dump(result, fh)
 
 
