@@ -102,7 +102,7 @@ def _fill_new_slots(e: Expr, old_shapes: Mapping[str, tuple[int, ...]], grow: Ma
     return fold(substitute(e, rep))
 
 
-def where(span) -> str:
+def _where(span) -> str:
     """``file.qvaf:12:9`` for a gate's span (the file's base name), or '' without one."""
     if span is None:
         return ""
@@ -110,7 +110,7 @@ def where(span) -> str:
 
 
 def _named(g: GateOp) -> str:
-    at = where(g.span)
+    at = _where(g.span)
     return f"{_gate(g)}" + (f" ({at})" if at else "")
 
 
