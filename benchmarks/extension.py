@@ -234,6 +234,7 @@ def main(argv=None) -> int:
             with open(path, encoding="utf-8") as fh:
                 result.update(json.load(fh))
         stage = result["stage"]
+        _compare_cli(result, np)
     else:
         only = set(args.only.split(",")) if args.only else None
         _runs(result, data, stage, total, args.no_cli, np, only, args.partial)
@@ -269,14 +270,20 @@ def _runs(result: dict, data, stage: int, total: int, no_cli: bool, np, only=Non
                 continue
             with tempfile.TemporaryDirectory(prefix="qvaf-extension-") as work:
                 result["cli"] = cli_run(*staged["extension"], total, stage, work)
-            a, b = np.asarray(result["extension"]["losses"]), np.asarray(result["cli"]["losses"])
-            result["cli_max_rel_loss_diff"] = (float(np.max(np.abs(a - b) / np.abs(a))) if len(a) == len(b)
-                                               else float("inf"))
+            _compare_cli(result, np)
         else:
             result[name] = job()
         _progress(name, result[name])
         with open(partial, "w", encoding="utf-8") as fh:
             json.dump(result, fh)
+
+
+def _compare_cli(result: dict, np) -> None:
+    """The largest relative difference between the CLI run's and the Python run's losses."""
+    if "extension" not in result or "cli" not in result:
+        return
+    a, b = np.asarray(result["extension"]["losses"]), np.asarray(result["cli"]["losses"])
+    result["cli_max_rel_loss_diff"] = float(np.max(np.abs(a - b) / np.abs(a))) if len(a) == len(b) else float("inf")
 
 
 def _progress(name: str, run: dict) -> None:
