@@ -120,7 +120,7 @@ def plot(result: dict, path: str, stage: int) -> None:
     fig, ax = plt.subplots(figsize=(8, 4.5))
     curves = [("extension (Python)", result["extension"], "C0", "-"),
               ("extension (qvaf train --extend)", result.get("cli"), "C1", "--"),
-              ("reps 20 directly", result["direct"], "C3", "-"),
+              ("reps 20 directly", result.get("direct"), "C3", "-"),
               ("extension, Levenberg-Marquardt", result.get("lm_extension"), "C2", "-"),
               ("reps 20 directly, Levenberg-Marquardt", result.get("lm_direct"), "C4", ":")]
     for label, run, color, style in curves:
@@ -145,12 +145,16 @@ def plot(result: dict, path: str, stage: int) -> None:
 
 
 def _g(v: float) -> str:
-    return f"{v:.3g}"
+    return f"{v:.3g}" if v == v else "not run"
+
+
+def _s(v: float) -> str:
+    return f"{v:.1f} s" if v == v else "—"
 
 
 def markdown(result: dict) -> str:
-    ext, direct, cli = result["extension"], result["direct"], result.get("cli")
     none = {"stages": [], "test_mse": float("nan"), "seconds": float("nan"), "losses": []}
+    ext, direct, cli = result["extension"], result.get("direct", none), result.get("cli")
     lm_ext, lm_direct = result.get("lm_extension", none), result.get("lm_direct", none)
     stage = result["stage"]
     lines = [MARK_BEGIN, "", "## 5. Layer extension as the reference does it (reps 1 → 5 → 10 → 15 → 20)", "",
@@ -160,25 +164,25 @@ def markdown(result: dict) -> str:
              f"post-activation weight and bias and base weight (grow values as the reference's `refine()`: new theta "
              f"0, new w 1, new b 0); float64, full batch, seed 0. {stage} steps per stage: Adam (lr 5e-3) in the "
              f"first, L-BFGS (optax, memory 10, one iteration per step) in the later ones. Machine: "
-             f"{result['cpus']} CPU cores shared with other jobs (load average {result['load']}); wall times "
+             f"{result['cpus']} CPU cores shared with other jobs (load average {result.get('load_note') or result['load']}); wall times "
              f"include compiling each stage's step function.", "",
              "| stage | reps | parameters | test MSE (extension) | stage time | test MSE (LM extension) | stage time |",
              "|---|---|---|---|---|---|---|"]
     for row, lm in zip(ext["stages"], lm_ext["stages"] or [{"test_mse": float("nan"), "stage_seconds": float("nan")}] * 5):
         lines.append(f"| steps {row['step'] - stage + 1}–{row['step']} | {row['reps']} | {row['params']} | "
-                     f"{_g(row['test_mse'])} | {row['stage_seconds']:.1f} s | {_g(lm['test_mse'])} | "
-                     f"{lm['stage_seconds']:.1f} s |")
+                     f"{_g(row['test_mse'])} | {_s(row['stage_seconds'])} | {_g(lm['test_mse'])} | "
+                     f"{_s(lm['stage_seconds'])} |")
     lines += ["", "| run | test MSE | wall time | reference (its notebook) |", "|---|---|---|---|",
               f"| extension 1 → 20, Adam then L-BFGS ({5 * stage} steps) | **{_g(ext['test_mse'])}** | "
-              f"{ext['seconds']:.1f} s | {REFERENCE['extension_test_mse']:.3g} |",
-              f"| reps 20 directly, L-BFGS ({5 * stage} steps) | **{_g(direct['test_mse'])}** | {direct['seconds']:.1f} s "
+              f"{_s(ext['seconds'])} | {REFERENCE['extension_test_mse']:.3g} |",
+              f"| reps 20 directly, L-BFGS ({5 * stage} steps) | **{_g(direct['test_mse'])}** | {_s(direct['seconds'])} "
               f"| {REFERENCE['direct_test_mse']:.3g} |"]
     if cli:
         lines.append(f"| extension from the CLI (`qvaf train --extend`) | {_g(cli['test_mse'])} | "
-                     f"{cli['seconds']:.1f} s (process, imports included) | |")
+                     f"{_s(cli['seconds'])} (process, imports included) | |")
     lines += [f"| extension 1 → 20, Adam then Levenberg–Marquardt | **{_g(lm_ext['test_mse'])}** | "
-              f"{lm_ext['seconds']:.1f} s | |",
-              f"| reps 20 directly, Levenberg–Marquardt | {_g(lm_direct['test_mse'])} | {lm_direct['seconds']:.1f} s | |",
+              f"{_s(lm_ext['seconds'])} | |",
+              f"| reps 20 directly, Levenberg–Marquardt | {_g(lm_direct['test_mse'])} | {_s(lm_direct['seconds'])} | |",
               ""]
     if cli:
         lines += [f"The CLI run (`{cli['command']}`) follows the Python run's loss curve to "
@@ -187,9 +191,10 @@ def markdown(result: dict) -> str:
     best = min(("extension, L-BFGS", ext), ("reps 20 directly, L-BFGS", direct),
                ("extension, Levenberg–Marquardt", lm_ext), ("reps 20 directly, Levenberg–Marquardt", lm_direct),
                key=lambda t: t[1]["test_mse"] if t[1]["test_mse"] == t[1]["test_mse"] else float("inf"))
-    lines += [f"Best recipe here: {best[0]}, test MSE {_g(best[1]['test_mse'])} in {best[1]['seconds']:.1f} s. "
+    lines += [f"Best recipe here: {best[0]}, test MSE {_g(best[1]['test_mse'])} in {_s(best[1]['seconds'])}. "
               f"A reference L-BFGS step is torch's `LBFGS.step()`, up to 20 iterations with a strong-Wolfe line "
-              f"search; a qvaf L-BFGS step is one iteration, so equal step counts are not equal work.", "",
+              f"search; a qvaf L-BFGS step is one iteration, so equal step counts are not equal work. The training "
+              f"loss is continuous at every extension (the plot): growth keeps the function.", "",
               "![loss curves of layer extension and direct training](../docs/img/extension.png)", "", MARK_END]
     return "\n".join(lines)
 
@@ -214,6 +219,7 @@ def main(argv=None) -> int:
     ap.add_argument("--no-write", action="store_true", help="print the JSON only")
     ap.add_argument("--replot", metavar="JSON", action="append",
                     help="write the outputs from saved (partial) results (repeatable: merged in order)")
+    ap.add_argument("--load-note", help="the machine's load while the runs went, for the text")
     ap.add_argument("--only", help="comma-separated runs to do (extension,direct,cli,lm_extension,lm_direct)")
     ap.add_argument("--partial", default=PARTIAL, help=f"where the partial result goes (default {PARTIAL})")
     args = ap.parse_args(argv)
@@ -238,6 +244,8 @@ def main(argv=None) -> int:
     else:
         only = set(args.only.split(",")) if args.only else None
         _runs(result, data, stage, total, args.no_cli, np, only, args.partial)
+    if args.load_note:
+        result["load_note"] = args.load_note
     result.setdefault("load", " / ".join(f"{v:.1f}" for v in os.getloadavg()))
     result["seconds"] = time.perf_counter() - T0
     if not args.no_write:
