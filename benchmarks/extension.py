@@ -56,7 +56,8 @@ def schedules(stage: int, second: str) -> tuple[str, str]:
     return f"adam:0,{second}:{stage}", ext
 
 
-def staged_fit(data, optimizer: str, extend: str | None, reps0: int, steps: int, stage: int, seed: int = 0):
+def staged_fit(data, optimizer: str, extend: str | None, reps0: int, steps: int, stage: int, seed: int = 0,
+               progress_path: str | None = None):
     """Train with ``fit``; per stage end: step, reps, test MSE, seconds since the start."""
     import jax
 
@@ -65,7 +66,8 @@ def staged_fit(data, optimizer: str, extend: str | None, reps0: int, steps: int,
     from qvaf.runtime.train import TrainConfig, evaluate, fit
 
     model = qvaf.compile(SPEC, "extension", args={"reps": reps0}, dtype="float64")
-    config = TrainConfig(steps=steps, batch_size=None, optimizer=optimizer, lr=5e-3, extend=extend,
+    lr = 5e-3 if "adam" in optimizer else None  # L-BFGS and LM choose their own step
+    config = TrainConfig(steps=steps, batch_size=None, optimizer=optimizer, lr=lr, extend=extend,
                          eval_every=stage, log_every=stage, seed=seed)
     rows, t_start = [], time.perf_counter()
 
@@ -73,6 +75,10 @@ def staged_fit(data, optimizer: str, extend: str | None, reps0: int, steps: int,
         test = evaluate(mdl, state.params, data.x_test, data.y_test, data.kind)
         rows.append({"step": state.step, "reps": max(kan_reps(mdl).values()), "params": mdl.param_count,
                      "test_mse": test["rmse"] ** 2, "seconds": time.perf_counter() - t_start})
+        if progress_path:  # what is done so far, should the run be cut short
+            with open(progress_path, "w", encoding="utf-8") as fh:
+                json.dump({"optimizer": optimizer, "steps": steps, "stages": rows, "test_mse": rows[-1]["test_mse"],
+                           "seconds": rows[-1]["seconds"], "losses": [], "done_steps": state.step}, fh)
 
     res = fit(model, model.init(jax.random.PRNGKey(seed)), data, config, on_checkpoint=at_stage_end)
     for prev, row in zip([{"seconds": 0.0}] + rows, rows):
@@ -165,7 +171,8 @@ def markdown(result: dict) -> str:
              f"0, new w 1, new b 0); float64, full batch, seed 0. {stage} steps per stage: Adam (lr 5e-3) in the "
              f"first, L-BFGS (optax, memory 10, one iteration per step) in the later ones. Machine: "
              f"{result['cpus']} CPU cores shared with other jobs (load average {result.get('load_note') or result['load']}); wall times "
-             f"include compiling each stage's step function.", "",
+             f"include compiling each stage's step function (minutes each at this load: XLA warns of slow compiles), "
+             f"and some runs went in parallel processes.", "",
              "| stage | reps | parameters | test MSE (extension) | stage time | test MSE (LM extension) | stage time |",
              "|---|---|---|---|---|---|---|"]
     for row, lm in zip(ext["stages"], lm_ext["stages"] or [{"test_mse": float("nan"), "stage_seconds": float("nan")}] * 5):
@@ -185,9 +192,11 @@ def markdown(result: dict) -> str:
               f"| reps 20 directly, Levenberg–Marquardt | {_g(lm_direct['test_mse'])} | {_s(lm_direct['seconds'])} | |",
               ""]
     if cli:
-        lines += [f"The CLI run (`{cli['command']}`) follows the Python run's loss curve to "
-                  f"{_g(result['cli_max_rel_loss_diff'])} (largest relative difference over its "
-                  f"{len(cli['losses'])} steps).", ""]
+        same = result["cli_max_rel_loss_diff"] == 0
+        lines += [f"The CLI run (`{cli['command']}`) " + (
+                  f"gives the Python run's loss at every one of its {len(cli['losses'])} steps bit for bit." if same else
+                  f"follows the Python run's loss curve to {_g(result['cli_max_rel_loss_diff'])} (largest relative "
+                  f"difference over its {len(cli['losses'])} steps)."), ""]
     best = min(("extension, L-BFGS", ext), ("reps 20 directly, L-BFGS", direct),
                ("extension, Levenberg–Marquardt", lm_ext), ("reps 20 directly, Levenberg–Marquardt", lm_direct),
                key=lambda t: t[1]["test_mse"] if t[1]["test_mse"] == t[1]["test_mse"] else float("inf"))
@@ -266,7 +275,8 @@ def _runs(result: dict, data, stage: int, total: int, no_cli: bool, np, only=Non
     (``--replot`` writes the outputs from it)."""
     staged = {"extension": schedules(stage, "lbfgs"), "lm_extension": schedules(stage, "lm")}
     plan = [("extension", lambda: staged_fit(data, *staged["extension"], 1, total, stage)),
-            ("direct", lambda: staged_fit(data, "lbfgs", None, STAGES[-1], total, stage)),
+            ("direct", lambda: staged_fit(data, "lbfgs", None, STAGES[-1], total, stage,
+                                          progress_path=partial + ".direct")),
             ("cli", None),
             ("lm_extension", lambda: staged_fit(data, *staged["lm_extension"], 1, total, stage)),
             ("lm_direct", lambda: staged_fit(data, "lm", None, STAGES[-1], total, stage))]
