@@ -6,6 +6,7 @@ Pipeline stages, each in its own module::
     passes.py    PIPELINE of pure graph -> graph passes, run_pipeline
     verify.py    verify(graph): the IR's invariants
     analysis.py  stats (per-layer counts, frequency spectrum), unused_params
+    growth.py    check_growth: whether layer extension keeps the function (from the circuit)
     spectrum.py  network_spectra: the exact Fourier series of every edge activation
     options.py   CompileOptions: every option of qvaf.compile; the precision rule
     backends/    executors of the IR (jax, reference, ...)

@@ -36,6 +36,7 @@ COMMANDS = {
     "formula": ".cmd_explore",
     "prune": ".cmd_explore",
     "compare": ".cmd_explore",
+    "extend": ".cmd_extend",
 }
 
 #: exit status of a command whose output was closed (a process killed by SIGPIPE)
@@ -84,7 +85,8 @@ def _show_warning(message, category, filename, lineno, file=None, line=None, *, 
 
 #: argument of each command that names a saved run, checkpoint or export directory
 _SAVED_RUN_ARG = {"eval": "checkpoint", "plot": "checkpoint", "export": "source", "cost": "source",
-                  "run": "export", "spectrum": "target", "formula": "checkpoint", "prune": "checkpoint"}
+                  "run": "export", "spectrum": "target", "formula": "checkpoint", "prune": "checkpoint",
+                  "extend": "checkpoint"}
 
 
 def set_precision(args) -> None:

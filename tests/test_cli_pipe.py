@@ -36,6 +36,7 @@ SAMPLES = {
     "spectrum": [REGRESSION, "--edge", "layer0,0,0"],
     "formula": ["{run}"],
     "prune": ["{run}", "--steps", "0", "--out", "{tmp}/pruned"],
+    "extend": ["{run}", "--reps", "4", "--out", "{tmp}/extended"],
     "compare": ["pz", "--task", "toy_sin2", "--seeds", "1", "--budget", "2", "--jobs", "1", "--no-mlp",
                 "--out", "{tmp}/compare"],
 }

@@ -107,9 +107,10 @@ def test_float32_training_is_bit_identical_before_and_after_using_the_catalyst_b
     run = runs["catalyst backend"]
     assert run["1_catalyst_x64_after"], "the catalyst backend no longer turns 64-bit mode on; this test has no subject"
     before, after, base = _float32(run, 0), _float32(run, 2), _float32(runs["off"], 1)
-    assert "losses_adam" in before and set(before) == set(after)
-    for key, value in before.items():
-        assert value.dtype == after[key].dtype and np.array_equal(value, after[key]), key
+    # the first float32 model also trains under noise and shots; the one after catalyst trains Adam
+    assert "losses_adam" in after and set(after) <= set(before)
+    for key, value in after.items():
+        assert value.dtype == before[key].dtype and np.array_equal(value, before[key]), key
         assert np.array_equal(value, base[key]), key
     # the catalyst model trained the same network: float32 results of float64 circuits
     np.testing.assert_allclose(run["1_catalyst_output"], before["output"], rtol=0, atol=1e-5)

@@ -196,6 +196,17 @@ CLI = [
     ("demo --steps 0", 2, "--steps must be a positive integer, got 0"),
     ("demo --out run", 2, "already holds a run"),
     ("demo --out {R}", 2, "cannot use"),
+    # extend
+    ("extend run", 2, "the following arguments are required: --reps, --out"),
+    ("extend run --reps 5", 2, "the following arguments are required: --out"),
+    ("extend nothere --reps 5 --out grown", 2, "no such checkpoint or run directory"),
+    ("extend corrupt --reps 5 --out grown", 2, "checksum mismatch"),
+    ("extend run --reps abc --out grown", 2, "invalid int value: 'abc'"),
+    ("extend run --reps 0 --out grown", 2, "--reps must be a positive integer, got 0"),
+    ("extend run --reps 2 --out grown", 2, "cannot shrink layer0 from reps 3 to 2"),
+    ("extend run --reps 5 --layer layer7 --out grown", 2, "'layer7' is not a kan layer"),
+    ("extend run --reps 5 --out run", 2, "'run' already holds a run or a saved model; choose another --out"),
+    ("extend run --reps 5 --out {R}", 2, "it is a file, not a folder"),
 ]
 
 
