@@ -4,7 +4,11 @@ A kan layer of width ``out`` on ``in`` inputs holds, per sample and per edge, th
 vector components and the cos/sin of every data re-upload for the backward pass. XLA's own
 memory analysis of the jitted ``value_and_grad`` (CPU, float32, widths 100-400, 1-4
 re-uploads) measures about ``9 + 5 (U - 1)`` numbers per sample and edge for ``U`` uploads;
-the estimate uses ``6 + 4 U``, a little above it::
+the estimate uses ``6 + 4 U``, a little above it. A layer the JAX backend runs as Fourier
+features (every re-upload shares one encoding: fixed pre-activations) forms no per-sample edge
+arrays: its circuit runs at ``T = 2U + 1`` nodes per edge, and per sample it holds ``T``
+features per input, so it counts ``T · out · in · (2 + 2 U) + B · (T · in + 2 · out)``
+instead of the first term below::
 
     bytes ≈ itemsize · [ Σ_kan B · out · in · (6 + 4 U)      per-sample edge work
                        + Σ_linear 3 · B · out                 activations
@@ -49,12 +53,27 @@ def estimate_layers(graph, batch: int, itemsize: int) -> list[LayerMemory]:
 
     rows = []
     for r in stats(graph, graph):
-        if r.kind == "kan":
-            per = r.edges * (6 + 4 * (r.reuploads or 0))
+        uploads = r.reuploads or 0
+        if r.kind != "kan":
+            numbers = batch * 3 * r.out_width
+        elif _fourier_form(graph.nodes[r.layer]["op"]):
+            terms = 2 * uploads + 1  # the circuit at 2U + 1 nodes per edge; features per sample and input
+            numbers = terms * r.edges * (2 + 2 * uploads) + batch * (terms * r.in_width + 2 * r.out_width)
         else:
-            per = 3 * r.out_width
-        rows.append(LayerMemory(r.layer, r.kind, r.in_width, r.out_width, batch * per * itemsize))
+            numbers = batch * r.edges * (6 + 4 * uploads)
+        rows.append(LayerMemory(r.layer, r.kind, r.in_width, r.out_width, numbers * itemsize))
     return rows
+
+
+def _fourier_form(node) -> bool:
+    """Whether the JAX backend runs this kan layer as Fourier features (no [B, out, in] arrays)."""
+    from qvaf.compiler.backends import jax_backend
+    from qvaf.compiler.backends._common import BackendError
+
+    try:
+        return jax_backend.shared_encoding(node, jax_backend.expand(node.kernel)) is not None
+    except BackendError:
+        return False
 
 
 def estimate_step_bytes(model, batch: int, n_train: int = 0) -> tuple[int, list[LayerMemory]]:

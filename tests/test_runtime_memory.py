@@ -3,6 +3,8 @@ step and a clear refusal (naming the layer and widths) for one that cannot fit."
 
 from __future__ import annotations
 
+import os
+import re
 import warnings
 
 import jax
@@ -16,6 +18,8 @@ from qvaf.runtime import memory
 from qvaf.runtime.cli import main
 from qvaf.runtime.data import load_task
 from qvaf.runtime.train import TrainConfig, fit
+
+DARUAN = os.path.join(os.path.dirname(__file__), "..", "specs", "ansatz", "daruan.qvaf")
 
 
 @pytest.mark.parametrize("hidden, batch, reps", [(64, 128, 1), (64, 64, 3)])
@@ -36,23 +40,29 @@ def test_estimate_is_near_xlas_memory_analysis(hidden, batch, reps):
 def test_a_large_step_warns_and_one_that_cannot_fit_is_refused(monkeypatch):
     model = qvaf.compile("regression")
     data = load_task("toy_sin2", n_train=64)
-    estimate, _ = memory.estimate_step_bytes(model, 32, 64)
+    estimate, layers = memory.estimate_step_bytes(model, 32, 64)
+    widest = max(layers, key=lambda l: l.bytes)
+    named = re.escape(f"{widest.layer} (kan {widest.in_width} -> {widest.out_width})")
     monkeypatch.setattr(memory, "WARN_BYTES", estimate // 2)
-    with pytest.warns(memory.MemoryWarning, match=r"a train step needs about .* layer0 \(kan 2 -> 5\) takes .* at batch 32"):
+    with pytest.warns(memory.MemoryWarning, match=rf"a train step needs about .* {named} takes .* at batch 32"):
         fit(model, model.init(0), data, TrainConfig(steps=1, batch_size=32))
     monkeypatch.setattr(memory, "device_memory_bytes", lambda: estimate // 4)
-    with pytest.raises(QvafError, match=r"needs about .* more than the .* this device has: layer0 \(kan 2 -> 5\) "
+    with pytest.raises(QvafError, match=rf"needs about .* more than the .* this device has: {named} "
                                         r"takes .* at batch 32\. Use a narrower layer or a smaller batch \(--batch 4 or less\)"):
         fit(model, model.init(0), data, TrainConfig(steps=1, batch_size=32))
 
 
 def test_the_cli_refuses_a_width_that_cannot_fit(tmp_path, capsys):
-    code = main(["train", "digits", "--task", "digits", "--arg", "hidden=100000", "--steps", "1",
-                 "--out", str(tmp_path / "wide")])
-    err = capsys.readouterr().err
-    if memory.device_memory_bytes() is not None and memory.device_memory_bytes() > 120e9:
+    """daruan's trainable pre-activations give every edge its own angle: per-sample edge work."""
+    spec = tmp_path / "wide.qvaf"
+    spec.write_text(f'import "{DARUAN}"\nmodel wide {{\n    input 64\n    kan 100000 using daruan(reps = 2)\n'
+                    '    kan 10 using daruan(reps = 2)\n}\n')
+    estimate, _ = memory.estimate_step_bytes(qvaf.compile(str(spec)), 1437, 1437)
+    if memory.device_memory_bytes() is not None and memory.device_memory_bytes() > estimate:
         pytest.skip("this device could hold the step")
-    assert code == 2 and "qvaf train: a train step needs about 107.0 GB of memory" in err
+    code = main(["train", str(spec), "--task", "digits", "--batch", "0", "--steps", "1", "--out", str(tmp_path / "w")])
+    err = capsys.readouterr().err
+    assert code == 2 and "qvaf train: a train step needs about " in err and "more than the" in err
     assert "layer0 (kan 64 -> 100000)" in err and "Traceback" not in err
 
 
