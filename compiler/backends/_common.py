@@ -246,3 +246,82 @@ def forward(order, params, x, edge_fn, xp, collect: dict | None = None, stop_at:
 
 def kan_layer_ids(order) -> list[str]:
     return [nid for nid, rec in order if isinstance(rec, KanNode)]
+
+
+# ----------------------------------------------------------------------------- building the functions
+
+
+def prepare(table, in_width: int, dtype, params, x):
+    """``(params, x, single)``: parameters checked against the table and cast to ``dtype``,
+    ``x`` checked and made a batch (``single`` when one sample was given)."""
+    import jax
+    import jax.numpy as jnp
+
+    check_params(table, params)
+    x = jnp.asarray(x)
+    single = x.ndim == 1
+    if single:
+        x = x[None]
+    check_input(x, in_width)
+    params = jax.tree_util.tree_map(lambda a: jnp.asarray(a, dtype), params)
+    return params, x.astype(dtype), single
+
+
+def cached(cache: dict, limit: int, key, make: Callable):
+    """``cache[key]``, built by ``make()`` on a miss; the oldest entry goes past ``limit``. A key
+    that cannot be hashed (an unhashable record field) builds without caching."""
+    try:
+        hit = cache.get(key)
+    except TypeError:
+        return make()
+    if hit is None:
+        hit = make()
+        while len(cache) >= limit:
+            cache.pop(next(iter(cache)))
+        cache[key] = hit
+    return hit
+
+
+def network_functions(graph, dtype, edge_fn: Callable, sampled: Callable, *, layer_fn: Callable | None = None,
+                      on_trace: Callable[[], None] = lambda: None) -> dict:
+    """The jitted ``apply``, ``layer_inputs`` and ``edge_values`` of a kernel backend.
+
+    ``edge_fn(node, layer_params, h) -> [B, out, in]`` evaluates a kan layer's edges;
+    ``sampled(edge_fn, key, shots)`` is the same with S-shot estimates (``apply(..., key=,
+    shots=)``; shots take the per-edge path); ``layer_fn`` may compute a layer's output directly
+    (see :func:`forward`). ``on_trace`` is called whenever one of them is traced.
+    """
+    import jax
+    import jax.numpy as jnp
+
+    order = layer_order(graph)
+    table = tuple(graph.graph.get("params", ()))
+    in_width = order[0][1].width
+    kan_ids = kan_layer_ids(order)
+
+    def apply(params, x, key=None, shots=None):
+        on_trace()
+        params, x, single = prepare(table, in_width, dtype, params, x)
+        if shots is None:
+            y = forward(order, params, x, edge_fn, jnp, layer_fn=layer_fn)
+        else:
+            y = forward(order, params, x, sampled(edge_fn, key, shots), jnp)
+        return y[0] if single else y
+
+    def layer_inputs(params, x):
+        on_trace()
+        params, x, single = prepare(table, in_width, dtype, params, x)
+        out = {}
+        forward(order, params, x, edge_fn, jnp, collect=out, layer_fn=layer_fn)
+        return {k: (v[0] if single else v) for k, v in out.items()}
+
+    def edges(params, x, layer_id):
+        on_trace()
+        if layer_id not in kan_ids:
+            raise BackendError(f"{layer_id!r} is not a kan layer; kan layers: {', '.join(kan_ids) or 'none'}")
+        params, x, single = prepare(table, in_width, dtype, params, x)
+        phi = forward(order, params, x, edge_fn, jnp, stop_at=layer_id, layer_fn=layer_fn)
+        return phi[0] if single else phi
+
+    return {"apply": jax.jit(apply, static_argnames="shots"), "layer_inputs": jax.jit(layer_inputs),
+            "edge_values": jax.jit(edges, static_argnames="layer_id")}

@@ -249,51 +249,18 @@ def build(graph, dtype: str, noise) -> NoisyFunctions:
     """Jitted functions for ``graph`` under ``noise``, cached by (structure, dtype, noise)."""
     if dtype not in _common.DTYPES:
         raise BackendError(f"unknown dtype {dtype!r}; expected one of {', '.join(_common.DTYPES)}")
-    key = (_common.structural_key(graph), dtype, noise)
-    try:
-        hit = _CACHE.get(key)
-    except TypeError:
-        hit, key = None, None
-    if hit is not None:
-        return hit
+    return _common.cached(_CACHE, _CACHE_LIMIT, (_common.structural_key(graph), dtype, noise),
+                          lambda: _build(graph, dtype, noise))
 
-    import jax
+
+def _build(graph, dtype: str, noise) -> NoisyFunctions:
     import jax.numpy as jnp
 
-    from .jax_backend import _prepare
-
-    order = _common.layer_order(graph)
-    table = tuple(graph.graph.get("params", ()))
     jdtype = jnp.dtype(dtype)
-    in_width = order[0][1].width
-    kan_ids = _common.kan_layer_ids(order)
 
     def edge_fn(node, layer, h):
         phi = noisy_edge_values(node, layer, h, jdtype, noise)
         return jnp.broadcast_to(phi, (h.shape[0], node.out_width, node.in_width))
 
-    def apply(params, x, key=None, shots=None):
-        params, x, single = _prepare(table, in_width, jdtype, params, x)
-        y = _common.forward(order, params, x, sampled(edge_fn, key, shots, jdtype), jnp)
-        return y[0] if single else y
-
-    def layer_inputs(params, x):
-        params, x, single = _prepare(table, in_width, jdtype, params, x)
-        out = {}
-        _common.forward(order, params, x, edge_fn, jnp, collect=out)
-        return {k: (v[0] if single else v) for k, v in out.items()}
-
-    def edges(params, x, layer_id):
-        if layer_id not in kan_ids:
-            raise BackendError(f"{layer_id!r} is not a kan layer; kan layers: {', '.join(kan_ids) or 'none'}")
-        params, x, single = _prepare(table, in_width, jdtype, params, x)
-        phi = _common.forward(order, params, x, edge_fn, jnp, stop_at=layer_id)
-        return phi[0] if single else phi
-
-    fns = NoisyFunctions(apply=jax.jit(apply, static_argnames="shots"), layer_inputs=jax.jit(layer_inputs),
-                         edge_values=jax.jit(edges, static_argnames="layer_id"), noise=noise)
-    if key is not None:
-        while len(_CACHE) >= _CACHE_LIMIT:
-            _CACHE.pop(next(iter(_CACHE)))
-        _CACHE[key] = fns
-    return fns
+    return NoisyFunctions(**_common.network_functions(
+        graph, jdtype, edge_fn, lambda fn, key, shots: sampled(fn, key, shots, jdtype)), noise=noise)

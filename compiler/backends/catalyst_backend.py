@@ -266,7 +266,6 @@ def _edge_function(sig: tuple, dtype, shots: int | None, seeded: bool) -> Callab
     callback's output (it fails on one fed by another callback). ``v * 1`` is ``v`` exactly.
     """
     import jax
-    import jax.numpy as jnp
 
     one = jax.ShapeDtypeStruct((), dtype)
 
@@ -407,14 +406,7 @@ def build(graph, dtype: str) -> CatalystFunctions:
 
     def prepare(params, x):
         _check_mode()
-        _common.check_params(table, params)
-        x = jnp.asarray(x)
-        single = x.ndim == 1
-        if single:
-            x = x[None]
-        _common.check_input(x, in_width)
-        params = jax.tree_util.tree_map(lambda a: jnp.asarray(a, jdtype), params)
-        return params, x.astype(jdtype), single
+        return _common.prepare(table, in_width, jdtype, params, x)
 
     def edge_fn(key, shots):
         return lambda node, layer, h: edge_values(node, layer, h, jdtype, shots=shots, key=key,

@@ -286,20 +286,6 @@ class JaxFunctions:
     edge_values: Callable
 
 
-def _prepare(table, in_width, dtype, params, x):
-    import jax
-    import jax.numpy as jnp
-
-    _common.check_params(table, params)
-    x = jnp.asarray(x)
-    single = x.ndim == 1
-    if single:
-        x = x[None]
-    _common.check_input(x, in_width)
-    params = jax.tree_util.tree_map(lambda a: jnp.asarray(a, dtype), params)
-    return params, x.astype(dtype), single
-
-
 def build(graph, dtype: str, noise=None) -> JaxFunctions:
     """Jitted functions for ``graph`` in ``dtype`` ("float32" or "float64"), cached by structure.
 
@@ -310,22 +296,14 @@ def build(graph, dtype: str, noise=None) -> JaxFunctions:
         return _noise.build(graph, dtype, noise)
     if dtype not in _common.DTYPES:
         raise BackendError(f"unknown dtype {dtype!r}; expected one of {', '.join(_common.DTYPES)}")
-    key = (_common.structural_key(graph), dtype)
-    try:
-        hit = _CACHE.get(key)
-    except TypeError:  # an unhashable record field: build without caching
-        hit, key = None, None
-    if hit is not None:
-        return hit
+    return _common.cached(_CACHE, _CACHE_LIMIT, (_common.structural_key(graph), dtype),
+                          lambda: _build(graph, dtype))
 
-    import jax
+
+def _build(graph, dtype: str) -> JaxFunctions:
     import jax.numpy as jnp
 
-    order = _common.layer_order(graph)
-    table = tuple(graph.graph.get("params", ()))
     jdtype = jnp.dtype(dtype)
-    in_width = order[0][1].width
-    kan_ids = _common.kan_layer_ids(order)
 
     def edge_fn(node, layer, h):
         return edge_values(node, layer, h, jdtype)
@@ -333,37 +311,9 @@ def build(graph, dtype: str, noise=None) -> JaxFunctions:
     def layer_fn(node, layer, h):
         return layer_output(node, layer, h, jdtype)
 
-    def apply(params, x, key=None, shots=None):
+    def count():
         _TRACES["count"] += 1
-        params, x, single = _prepare(table, in_width, jdtype, params, x)
-        if shots is None:
-            y = _common.forward(order, params, x, edge_fn, jnp, layer_fn=layer_fn)
-        else:  # every edge's estimate is sampled: the per-edge path
-            y = _common.forward(order, params, x, _noise.sampled(edge_fn, key, shots, jdtype), jnp)
-        return y[0] if single else y
 
-    def layer_inputs(params, x):
-        _TRACES["count"] += 1
-        params, x, single = _prepare(table, in_width, jdtype, params, x)
-        out = {}
-        _common.forward(order, params, x, edge_fn, jnp, collect=out, layer_fn=layer_fn)
-        return {k: (v[0] if single else v) for k, v in out.items()}
-
-    def edges(params, x, layer_id):
-        _TRACES["count"] += 1
-        if layer_id not in kan_ids:
-            raise BackendError(f"{layer_id!r} is not a kan layer; kan layers: {', '.join(kan_ids) or 'none'}")
-        params, x, single = _prepare(table, in_width, jdtype, params, x)
-        phi = _common.forward(order, params, x, edge_fn, jnp, stop_at=layer_id, layer_fn=layer_fn)
-        return phi[0] if single else phi
-
-    fns = JaxFunctions(
-        apply=jax.jit(apply, static_argnames="shots"),
-        layer_inputs=jax.jit(layer_inputs),
-        edge_values=jax.jit(edges, static_argnames="layer_id"),
-    )
-    if key is not None:
-        while len(_CACHE) >= _CACHE_LIMIT:
-            _CACHE.pop(next(iter(_CACHE)))
-        _CACHE[key] = fns
-    return fns
+    return JaxFunctions(**_common.network_functions(
+        graph, jdtype, edge_fn, lambda fn, key, shots: _noise.sampled(fn, key, shots, jdtype),
+        layer_fn=layer_fn, on_trace=count))
