@@ -345,10 +345,10 @@ def report(result: dict) -> str:
         result["command"],
         "```",
         "",
-        f"Run {result['date']} on {m['cpu']} ({m['cpu_count']} cores, no GPU), **shared with other jobs**: "
-        f"load average {m['load_start'][0]:.1f} at the start and {m['load_end'][0]:.1f} at the end, so each "
-        "side got roughly one core and the absolute times are noisy; both sides were measured "
-        "interleaved per row, so the ratios are the numbers to read. "
+        f"Run {result['date']} on {m['cpu']} ({m['cpu_count']} cores, no GPU); 1-minute load average "
+        f"{m['load_start'][0]:.1f} at the start and {m['load_end'][0]:.1f} at the end "
+        "(above 1 means other jobs shared the cores and the absolute times are pessimistic); both "
+        "sides were measured interleaved per row, so the ratios are the numbers to read. "
         f"qvaf: JAX {m['jax']}, optax {m['optax']}, float32, jitted. Reference: qkan {r['qkan']}, "
         f"torch {r['torch']} (CPU build), float32, `torch.set_num_threads({r['threads']})`. "
         f"Medians of {result['repeats']} after warm-up; train step = value_and_grad (backward) + Adam update.",
