@@ -33,7 +33,6 @@ backward (straight-through: ``z + stop_gradient(estimate - z)``); see docs/noise
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Callable
 
@@ -48,27 +47,6 @@ _READ_ROW = {"x": 0, "y": 1, "z": 2}
 _IDENTITY = ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0))
 
 
-def _rot_np(axis: str, t: float) -> np.ndarray:
-    c, s = math.cos(t), math.sin(t)
-    if axis == "x":
-        return np.array([[1, 0, 0], [0, c, -s], [0, s, c]])
-    if axis == "y":
-        return np.array([[c, 0, s], [0, 1, 0], [-s, 0, c]])
-    return np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]])
-
-
-#: SO(3) action of the fixed named gates (global phase dropped)
-_FIXED = {
-    Op.H: np.array([[0.0, 0, 1], [0, -1, 0], [1, 0, 0]]),
-    Op.X: np.diag([1.0, -1, -1]),
-    Op.Y: np.diag([-1.0, 1, -1]),
-    Op.Z: np.diag([-1.0, -1, 1]),
-    Op.S: _rot_np("z", math.pi / 2),
-    Op.SDG: _rot_np("z", -math.pi / 2),
-    Op.T: _rot_np("z", math.pi / 4),
-    Op.TDG: _rot_np("z", -math.pi / 4),
-    Op.SX: _rot_np("x", math.pi / 2),
-}
 
 
 def gate_rotations(gate) -> list[tuple[str, object]]:
@@ -76,8 +54,8 @@ def gate_rotations(gate) -> list[tuple[str, object]]:
 
     ``phase(l)`` is RZ(l); ``u3(t, p, l)`` is RZ(p) RY(t) RZ(l), applied RZ(l) first.
     """
-    if gate.op in _FIXED:
-        return [("fixed", _FIXED[gate.op])]
+    if gate.op in _so3.FIXED_GATES:
+        return [("fixed", _so3.FIXED_GATES[gate.op])]
     if gate.op in (Op.RX, Op.RY, Op.RZ):
         return [(gate.op.value[1], gate.angles[0])]
     if gate.op == Op.PHASE:
@@ -137,7 +115,7 @@ def _segments(kernel, p, xe, dtype, noise):
                 continue
             if _common.is_constant(angle, constants):
                 value = float(evaluate(angle, None, constants, np, env))
-                aff = _compose(_linear(_so3.const_matrix(_rot_np(axis, value))), aff)
+                aff = _compose(_linear(_so3.const_matrix(_so3.rotation_np(axis, value))), aff)
                 continue
             a = jnp.asarray(evaluate(angle, xe, p, jnp, env), dtype)
             c, s = jnp.cos(a), jnp.sin(a)

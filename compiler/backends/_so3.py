@@ -8,7 +8,11 @@ costs nothing at run time and a rotation touches only its four non-trivial entri
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
+
+from ..ir import Op
 
 
 def mul(a, b):
@@ -223,3 +227,30 @@ def sincos(angle):
     if angle.dtype == jnp.float32:
         return _sincos_f32_fn()(angle)
     return jnp.cos(angle), jnp.sin(angle)
+
+
+# ----------------------------------------------------------------------------- the fixed gates
+
+
+def rotation_np(axis: str, t: float) -> np.ndarray:
+    """The SO(3) matrix of a rotation by ``t`` about ``axis`` (float64, numpy)."""
+    c, s = math.cos(t), math.sin(t)
+    if axis == "x":
+        return np.array([[1, 0, 0], [0, c, -s], [0, s, c]])
+    if axis == "y":
+        return np.array([[c, 0, s], [0, 1, 0], [-s, 0, c]])
+    return np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]])
+
+
+#: SO(3) action of the fixed named gates (global phase dropped).
+FIXED_GATES = {
+    Op.H: np.array([[0.0, 0, 1], [0, -1, 0], [1, 0, 0]]),  # x <-> z, y -> -y
+    Op.X: np.diag([1.0, -1, -1]),
+    Op.Y: np.diag([-1.0, 1, -1]),
+    Op.Z: np.diag([-1.0, -1, 1]),
+    Op.S: rotation_np("z", math.pi / 2),
+    Op.SDG: rotation_np("z", -math.pi / 2),
+    Op.T: rotation_np("z", math.pi / 4),
+    Op.TDG: rotation_np("z", -math.pi / 4),
+    Op.SX: rotation_np("x", math.pi / 2),
+}

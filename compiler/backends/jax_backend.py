@@ -28,7 +28,6 @@ not retrace, and new parameter values never recompile.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Callable
 
@@ -56,29 +55,7 @@ def trace_count() -> int:
 
 
 # ----------------------------------------------------------------------------- gate catalogue
-
-
-def _rot_np(axis: str, t: float) -> np.ndarray:
-    c, s = math.cos(t), math.sin(t)
-    if axis == "x":
-        return np.array([[1, 0, 0], [0, c, -s], [0, s, c]])
-    if axis == "y":
-        return np.array([[c, 0, s], [0, 1, 0], [-s, 0, c]])
-    return np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]])
-
-
-#: SO(3) action of the fixed named gates (global phase dropped).
-FIXED_GATES = {
-    Op.H: np.array([[0.0, 0, 1], [0, -1, 0], [1, 0, 0]]),  # x <-> z, y -> -y
-    Op.X: np.diag([1.0, -1, -1]),
-    Op.Y: np.diag([-1.0, 1, -1]),
-    Op.Z: np.diag([-1.0, -1, 1]),
-    Op.S: _rot_np("z", math.pi / 2),
-    Op.SDG: _rot_np("z", -math.pi / 2),
-    Op.T: _rot_np("z", math.pi / 4),
-    Op.TDG: _rot_np("z", -math.pi / 4),
-    Op.SX: _rot_np("x", math.pi / 2),
-}
+# (the fixed gates' SO(3) matrices live in _so3.FIXED_GATES, shared with the noisy kernel)
 
 
 @dataclass(frozen=True)
@@ -106,8 +83,8 @@ def expand(circuit) -> list:
     constants = circuit.constant_arrays()
     steps = []
     for gate, env in _common.flatten_ops(circuit):
-        if gate.op in FIXED_GATES:
-            steps.append(_Fixed(FIXED_GATES[gate.op]))
+        if gate.op in _so3.FIXED_GATES:
+            steps.append(_Fixed(_so3.FIXED_GATES[gate.op]))
             continue
         if gate.op in (Op.RX, Op.RY, Op.RZ):
             rots = [(gate.op.value[1], gate.angles[0])]
@@ -121,7 +98,7 @@ def expand(circuit) -> list:
         for axis, angle in rots:
             if _common.is_constant(angle, constants):
                 value = float(evaluate(angle, None, constants, np, env))
-                steps.append(_Fixed(_rot_np(axis, value)))
+                steps.append(_Fixed(_so3.rotation_np(axis, value)))
             else:
                 steps.append(_Rot(axis, angle, env))
     return steps
