@@ -18,24 +18,12 @@ from __future__ import annotations
 
 import json
 import os
-import statistics
 import sys
-import time
+from _timing import median_ms  # noqa: E402 - benchmarks/ is the script directory
 
 THREADS = 2
 SOLVERS = ("exact", "cutn")
 READOUTS = {"fast": True, "z": False}
-
-
-def median_ms(fn, repeats: int, warmup: int = 2) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return 1e3 * statistics.median(times)
 
 
 def step_peak_bytes(step) -> int:

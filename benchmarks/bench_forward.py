@@ -17,11 +17,11 @@ output index (what the kernel does here). Run::
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
 from pathlib import Path
 
 import numpy as np
+from _timing import median_ms  # noqa: E402 - benchmarks/ is the script directory
 
 #: (batch, widths, reps) from DESIGN.md §4
 CONFIGS = [
@@ -37,16 +37,6 @@ PZ = Path(__file__).resolve().parents[1] / "specs" / "ansatz" / "pz.qvaf"
 def model_text(widths, reps):
     layers = "\n".join(f"    kan {w} using pz(reps = {reps})" for w in widths[1:])
     return PZ.read_text() + f"\nmodel bench {{\n    input {widths[0]}\n{layers}\n}}\n"
-
-
-def median_ms(fn, repeats):
-    fn()  # warm (compiled already)
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return 1e3 * statistics.median(times)
 
 
 def run(repeats: int):

@@ -15,20 +15,9 @@ Medians of 30, jitted and warm. Run::
 
 from __future__ import annotations
 
-import statistics
-import time
 
 import numpy as np
-
-
-def median_ms(fn, repeats=30):
-    fn()
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return 1e3 * statistics.median(times)
+from _timing import median_ms  # noqa: E402 - benchmarks/ is the script directory
 
 
 def main():
@@ -44,9 +33,9 @@ def main():
     fused = jax.jit(_so3.sincos)
     s, c = np.empty_like(angles), np.empty_like(angles)
     print(f"sin + cos of {n} float32 angles (ms):")
-    print(f"  XLA jnp.cos + jnp.sin  {median_ms(lambda: jax.block_until_ready(xla(a))):8.2f}")
-    print(f"  qvaf fused polynomial  {median_ms(lambda: jax.block_until_ready(fused(a))):8.2f}")
-    print(f"  numpy np.sin + np.cos  {median_ms(lambda: (np.sin(angles, out=s), np.cos(angles, out=c))):8.2f}")
+    print(f"  XLA jnp.cos + jnp.sin  {median_ms(lambda: jax.block_until_ready(xla(a)), 30):8.2f}")
+    print(f"  qvaf fused polynomial  {median_ms(lambda: jax.block_until_ready(fused(a)), 30):8.2f}")
+    print(f"  numpy np.sin + np.cos  {median_ms(lambda: (np.sin(angles, out=s), np.cos(angles, out=c)), 30):8.2f}")
     for bound in (3.0, 100.0):
         v = np.random.default_rng(1).uniform(-bound, bound, 200_000).astype(np.float32)
         cf, sf = (np.asarray(t, np.float64) for t in fused(jnp.asarray(v)))
@@ -60,8 +49,8 @@ def main():
     xt, yt = jnp.transpose(x, (1, 2, 0)), jnp.transpose(y, (1, 2, 0))
     minor = jax.jit(lambda p, q: [(p * q * k).sum(-1) for k in range(9)])
     print("nine reductions over the batch of [1024, 16, 16] products (ms):")
-    print(f"  leading axis  {median_ms(lambda: jax.block_until_ready(lead(x, y))):8.2f}")
-    print(f"  minor axis    {median_ms(lambda: jax.block_until_ready(minor(xt, yt))):8.2f}")
+    print(f"  leading axis  {median_ms(lambda: jax.block_until_ready(lead(x, y)), 30):8.2f}")
+    print(f"  minor axis    {median_ms(lambda: jax.block_until_ready(minor(xt, yt)), 30):8.2f}")
 
 
 if __name__ == "__main__":

@@ -34,13 +34,13 @@ import json
 import os
 import platform
 import re
-import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+from _timing import median_ms  # noqa: E402 - benchmarks/ is the script directory
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -65,18 +65,6 @@ ANSATZ = {"default": "pz", "like": "daruan"}
 
 
 # ----------------------------------------------------------------------------- timing
-
-
-def median_ms(fn, repeats: int, warmup: int = 2) -> float:
-    """Median wall time of ``fn()`` in ms over ``repeats`` calls after ``warmup`` calls."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return 1e3 * statistics.median(times)
 
 
 def sincos_pairs(batch, widths, reps) -> int:
