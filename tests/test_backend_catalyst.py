@@ -13,7 +13,6 @@ circuit once, in about a second.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -27,24 +26,9 @@ pytest.importorskip("catalyst")
 from qvaf.compiler.backends import catalyst_backend as cb  # noqa: E402
 from qvaf.compiler.backends import get_backend  # noqa: E402
 
-SPECS = Path(__file__).resolve().parents[1] / "specs"
-#: smaller instances of the bigger models keep the runs short
-MODEL_ARGS = {"hqkan_ffn": {"d": 8, "k": 1}, "digits": {"hidden": 3}}
+from _spec_targets import MODEL_ARGS, SPECS, TARGETS  # noqa: E402
+
 SHOTS = 4000
-
-
-def _targets():
-    out = []
-    for path in sorted(SPECS.glob("*/*.qvaf")):
-        program = qvaf.load(path)
-        if program.models:
-            out += [pytest.param(path, "model", m, id=f"{path.stem}:{m}") for m in sorted(program.models)]
-        else:
-            out += [pytest.param(path, "ansatz", a, id=f"{path.stem}:{a}") for a in sorted(program.ansatze)]
-    return out
-
-
-TARGETS = _targets()
 
 
 def _compile(path, kind, name, **kw):

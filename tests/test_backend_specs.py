@@ -20,24 +20,8 @@ import pytest
 import qvaf
 from qvaf.compiler.passes import PIPELINE, run_pipeline
 
+from _spec_targets import MODEL_ARGS, TARGETS
 
-SPECS = Path(__file__).resolve().parents[1] / "specs"
-#: smaller instances of the bigger models keep the PennyLane runs short
-MODEL_ARGS = {"hqkan_ffn": {"d": 8, "k": 1}, "digits": {"hidden": 3}}
-
-
-def _targets():
-    out = []
-    for path in sorted(SPECS.glob("*/*.qvaf")):
-        program = qvaf.load(path)
-        if program.models:
-            out += [pytest.param(path, "model", m, id=f"{path.stem}:{m}") for m in sorted(program.models)]
-        else:
-            out += [pytest.param(path, "ansatz", a, id=f"{path.stem}:{a}") for a in sorted(program.ansatze)]
-    return out
-
-
-TARGETS = _targets()
 ANSATZ_TARGETS = [t for t in TARGETS if t.values[1] == "ansatz"]
 
 
