@@ -9,7 +9,8 @@ Two levels, one op enum:
 * the **circuit IR** inside each :class:`KanNode`: a :class:`Circuit` of single-qubit
   :class:`GateOp` records whose angles are symbolic :mod:`~qvaf.compiler.expr` expressions of
   the edge's parameters and of the edge input ``x``, possibly wrapped in :class:`LoopOp`
-  (before unrolling) or gathered into :class:`FusedOp` blocks (data-free stretches).
+  (before unrolling) or gathered into :class:`FusedOp` blocks (data-free stretches), with
+  :class:`NoiseOp` marks where the spec places noise (until ``drop_noise_marks``).
 
 networkx is only the container: every record is a frozen dataclass, passes build new records.
 """
@@ -37,6 +38,7 @@ class Op(enum.Enum):
     # circuit structure
     LOOP = "loop"
     FUSED = "fused"
+    NOISE = "noise"
     # named gates (canonicalised away into rotations by a pass)
     H = "h"
     X = "x"
@@ -94,7 +96,20 @@ class FusedOp:
     op: Op = field(default=Op.FUSED, init=False)
 
 
-CircuitOp = Union[GateOp, LoopOp, FusedOp]
+@dataclass(frozen=True)
+class NoiseOp:
+    """A ``noise`` statement: where a noise model placed ``where="spec"`` applies one step.
+
+    It is no gate: the state passes unchanged without such a model. The ``drop_noise_marks``
+    pass removes it, so it lives in the circuits as written (what noisy simulation runs) and
+    never reaches the optimised kernels.
+    """
+
+    span: object = field(default=None, compare=False, repr=False)
+    op: Op = field(default=Op.NOISE, init=False)
+
+
+CircuitOp = Union[GateOp, LoopOp, FusedOp, NoiseOp]
 
 
 @dataclass(frozen=True)

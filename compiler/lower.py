@@ -52,6 +52,7 @@ from .ir import (
     KanNode,
     LinearNode,
     LoopOp,
+    NoiseOp,
     Op,
     OutputNode,
     ParamSpec,
@@ -143,6 +144,8 @@ class _KernelLowering:
                 ops.append(LoopOp(st.var, eval_int(st.start, self.env), eval_int(st.stop, self.env), tuple(body)))
             elif isinstance(st, ast.Measure):
                 self.observable = st.observable
+            elif isinstance(st, ast.Noise):
+                ops.append(NoiseOp(span=st.span))
             elif not isinstance(st, ast.Comment):
                 raise self.err(f"unexpected statement {type(st).__name__}", getattr(st, "span", None))
         return ops

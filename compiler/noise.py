@@ -26,7 +26,9 @@ bit: with ``p01 = p(0|1)`` and ``p10 = p(1|0)`` the measured expectation is
 
 Placement (``where``): ``"gate"`` applies a noise step after every gate of the circuit as
 written (loops unrolled, each gate of the spec one gate, the same gates the ``written``
-level of the QASM emitter writes); ``"upload"`` applies it after every data re-upload only.
+level of the QASM emitter writes); ``"upload"`` applies it after every data re-upload only;
+``"spec"`` applies it where the ansatz says, at every ``noise`` statement (inside a loop: once
+per iteration), and nowhere else.
 
 From a device's calibration (:meth:`NoiseModel.from_calibration`): T1, T2 and the gate time t
 give amplitude damping ``gamma = 1 - exp(-t/T1)`` and phase damping
@@ -50,7 +52,7 @@ from dataclasses import dataclass
 from qvaf.dsl.errors import QvafError
 
 #: where a noise step is applied
-PLACEMENTS = ("gate", "upload")
+PLACEMENTS = ("gate", "upload", "spec")
 #: the channel fields of :class:`NoiseModel`, in application order, with how many numbers each takes
 CHANNELS = {"pauli": 3, "depolarizing": 1, "phase_damping": 1, "amplitude_damping": 1, "readout": 2}
 #: calibration keys :meth:`NoiseModel.parse` also takes (they must come together)
@@ -88,8 +90,8 @@ class NoiseModel:
         phase_damping: lambda of the phase damping channel, in [0, 1].
         amplitude_damping: gamma of the amplitude damping channel (decay to |0>), in [0, 1].
         readout: ``(p(0|1), p(1|0))`` of the final measurement; a single number is symmetric.
-        where: ``"gate"`` (after every gate, as written) or ``"upload"`` (after every data
-            re-upload).
+        where: ``"gate"`` (after every gate, as written), ``"upload"`` (after every data
+            re-upload) or ``"spec"`` (at every ``noise`` statement of the ansatz).
     """
 
     depolarizing: float = 0.0
@@ -174,7 +176,7 @@ class NoiseModel:
 
         Names: ``depolarizing``, ``phase_damping``, ``amplitude_damping``, ``pauli``
         (``px/py/pz`` or one number), ``readout`` (``p01/p10`` or one number), ``where``
-        (``gate`` or ``upload``), and the calibration ``t1``, ``t2``, ``gate_time`` (all
+        (``gate``, ``upload`` or ``spec``), and the calibration ``t1``, ``t2``, ``gate_time`` (all
         three, in one unit), which give the damping channels.
         """
         import difflib

@@ -14,6 +14,7 @@ The pipeline, in order (:data:`PIPELINE`)::
 
     unroll_loops        for-loops -> straight-line gates, integer indices folded
     inline_constants    literal consts -> numbers; angles constant-folded
+    drop_noise_marks    ``noise`` statements removed (they place simulated noise only)
     canonicalize        named gates -> rx/ry/rz (up to global phase)
     merge_rotations     rz(a) rz(b) -> rz(a + b); identity rotations dropped
     drop_boundary_gates gates that fix |0> at the start / commute with the readout at the end
@@ -36,7 +37,7 @@ import networkx as nx
 
 from .errors import CompileError, IRError
 from .expr import Binary, Const, Expr, LoopVar, ParamRef, depends_on_input, param_refs, substitute
-from .ir import Circuit, CircuitOp, FusedOp, GateOp, KanNode, LoopOp, Op, ROTATIONS
+from .ir import Circuit, CircuitOp, FusedOp, GateOp, KanNode, LoopOp, NoiseOp, Op, ROTATIONS
 from .simplify import fold, is_zero_rotation
 
 __all__ = [
@@ -44,6 +45,7 @@ __all__ = [
     "run_pipeline",
     "unroll_loops",
     "inline_constants",
+    "drop_noise_marks",
     "canonicalize",
     "merge_rotations",
     "drop_boundary_gates",
@@ -141,6 +143,8 @@ def _unroll(ops: Sequence[CircuitOp], env: dict[str, int]) -> list[CircuitOp]:
                 out.extend(_unroll(op.body, {**env, op.var: value}))
         elif isinstance(op, FusedOp):
             out.append(FusedOp(tuple(_unroll(op.gates, env))))
+        elif isinstance(op, NoiseOp):
+            out.append(op)
         else:
             out.append(replace(op, angles=tuple(_bind(a, env) for a in op.angles)))
     return out
@@ -206,6 +210,24 @@ def inline_constants(graph: nx.DiGraph) -> nx.DiGraph:
     longer referenced are removed from ``Circuit.constants``.
     """
     return map_kernels(graph, _inline)
+
+
+# ----------------------------------------------------------------------------- drop_noise_marks
+
+
+def drop_noise_marks(graph: nx.DiGraph) -> nx.DiGraph:
+    """Remove the ``noise`` statements' marks.
+
+    Assumes: nothing. Guarantees: no ``NoiseOp`` remains (also inside loops). A mark changes
+    no state: it only says where a noise model placed ``where="spec"`` acts, and noisy
+    simulation runs the circuits as written, before this pass. Without it the marks would
+    stand between gates that later passes merge or fuse.
+    """
+
+    def drop(seq):
+        return tuple(op for op in seq if not isinstance(op, NoiseOp))
+
+    return map_kernels(graph, lambda c: replace(c, ops=_map_ops(c.ops, drop)))
 
 
 # ----------------------------------------------------------------------------- canonicalize
@@ -409,6 +431,7 @@ def _fuse_top(ops: tuple[CircuitOp, ...]) -> tuple[CircuitOp, ...]:
 PIPELINE: list[tuple[str, Pass]] = [
     ("unroll_loops", unroll_loops),
     ("inline_constants", inline_constants),
+    ("drop_noise_marks", drop_noise_marks),
     ("canonicalize", canonicalize),
     ("merge_rotations", merge_rotations),
     ("drop_boundary_gates", drop_boundary_gates),

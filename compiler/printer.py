@@ -21,7 +21,7 @@ import math
 import networkx as nx
 
 from .expr import Binary, Const, Expr, Unary, substitute, to_str
-from .ir import FusedOp, GateOp, KanNode, LinearNode, LoopOp
+from .ir import FusedOp, GateOp, KanNode, LinearNode, LoopOp, NoiseOp
 
 __all__ = ["format_expr", "format_graph", "format_ops"]
 
@@ -62,6 +62,8 @@ def format_ops(ops, indent: str = "  ") -> list[str]:
             lines.append(f"{indent}for {op.var} in {op.start}..{op.stop} {{")
             lines += format_ops(op.body, indent + "  ")
             lines.append(indent + "}")
+        elif isinstance(op, NoiseOp):
+            lines.append(indent + "noise")
         elif isinstance(op, FusedOp):
             lines.append(indent + "fused {")
             lines += format_ops(op.gates, indent + "  ")

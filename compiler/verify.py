@@ -7,7 +7,8 @@ rule otherwise:
 * **chain**: nodes ``input``, ``layer0`` ... ``layerK``, ``output`` joined by exactly the edges
   input -> layer0 -> ... -> output; each node's ``op`` record has the matching type;
   every layer's input width is the previous node's width, the output's width the last one's.
-* **kernels**: every op is a ``GateOp``/``LoopOp``/``FusedOp``; gates have their arity and
+* **kernels**: every op is a ``GateOp``/``LoopOp``/``FusedOp``/``NoiseOp`` (a mark, outside
+  fused blocks); gates have their arity and
   well-formed angle expressions; the observable is known; loop variables are bound by an
   enclosing loop; every ``ParamRef`` names a per-edge param or a constant of the circuit with
   as many indices as its rank, each an integer in range (checked for every loop iteration);
@@ -47,6 +48,7 @@ from .ir import (
     KanNode,
     LinearNode,
     LoopOp,
+    NoiseOp,
     Op,
     OutputNode,
     ParamSpec,
@@ -174,6 +176,9 @@ def _check_ops(node, ops, shapes, loops: dict[str, range], fused: bool) -> None:
             if fused:
                 raise IRError(f"{node}: nested fused block")
             _check_ops(node, op.gates, shapes, loops, fused=True)
+        elif isinstance(op, NoiseOp):
+            if fused:
+                raise IRError(f"{node}: a fused block may hold gates only, found a noise mark")
         else:
             raise IRError(f"{node}: not a circuit op: {op!r}")
 

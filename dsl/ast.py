@@ -214,7 +214,15 @@ class Measure:
     span: Span | None = _span()
 
 
-Stmt = Union[ParamDecl, Gate, Encode, For, Measure, Comment]
+@dataclass(frozen=True)
+class Noise:
+    """``noise``: a point in the circuit where a noise model placed ``where="spec"`` applies
+    one noise step; no gate, and without such a model it does nothing."""
+
+    span: Span | None = _span()
+
+
+Stmt = Union[ParamDecl, Gate, Encode, For, Measure, Noise, Comment]
 
 
 @dataclass(frozen=True)

@@ -160,6 +160,8 @@ class _Printer:
             self.block(depth, header, s.body, self.stmt)
         elif isinstance(s, ast.Measure):
             self.emit(depth, f"measure {s.observable}")
+        elif isinstance(s, ast.Noise):
+            self.emit(depth, "noise")
         else:
             raise TypeError(f"not an ansatz statement: {s!r}")
 

@@ -289,6 +289,10 @@ class _Builder(Transformer_NonRecursive):
     def measure(self, meta, children):
         return ast.Measure(str(children[0]), span=self._span(meta))
 
+    @v_args(meta=True)
+    def noise_stmt(self, meta, children):
+        return ast.Noise(span=self._span(meta))
+
     # -- model
     @v_args(meta=True)
     def model(self, meta, children):

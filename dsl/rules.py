@@ -64,6 +64,7 @@ KEYWORDS = frozenset(
         "for",
         "in",
         "measure",
+        "noise",
         "input",
         "kan",
         "linear",

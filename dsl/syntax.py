@@ -10,6 +10,8 @@ reports up to :data:`~qvaf.dsl.parser.MAX_SYNTAX_ERRORS` errors per file.
 
 from __future__ import annotations
 
+import re
+
 from lark import Token
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedToken
 from lark.parsers.lalr_interactive_parser import InteractiveParser
@@ -134,9 +136,21 @@ def _token_diagnostic(exc: UnexpectedToken, file: str, text: str, brackets: _Bra
     if expected:
         message += f"; expected {expected}"
     hint = None
-    if tok.type in ("FLOAT", "INT", "NAME") and "_NL" in (exc.accepts or exc.expected):
+    if tok.type != "$END" and _after_noise(text, tok):
+        hint = ("'noise' takes no arguments: it marks where a noise model given with where=spec "
+                "(e.g. --noise depolarizing=0.01,where=spec) applies its channels")
+    elif tok.type in ("FLOAT", "INT", "NAME") and "_NL" in (exc.accepts or exc.expected):
         hint = "put each statement on its own line or separate statements with ';'"
     return Diagnostic("error", message, span, source_line(text, span.line), hint)
+
+
+def _after_noise(text: str, tok: Token) -> bool:
+    """Whether ``tok`` follows the ``noise`` keyword on its line (``noise(0.1)``, ``noise 0.1``)."""
+    start = getattr(tok, "start_pos", None)
+    if start is None:
+        return False
+    before = text[text.rfind("\n", 0, start) + 1:start]
+    return re.search(r"(^|[;{\s])noise\s*$", before) is not None
 
 
 def _closes(opener: Token, tok: Token) -> bool:

@@ -185,6 +185,14 @@ def _choose_message(program) -> str:
             f"({', '.join(sorted(program.ansatze))})")
 
 
+def _has_noise_marks(graph) -> bool:
+    from qvaf.compiler.backends._common import flatten_ops
+    from qvaf.compiler.ir import KanNode, NoiseOp
+
+    return any(isinstance(op, NoiseOp) for _, data in graph.nodes(data=True) if isinstance(data.get("op"), KanNode)
+               for op, _ in flatten_ops(data["op"].kernel, marks=True))
+
+
 # ----------------------------------------------------------------------------- the compiled network
 
 
@@ -324,6 +332,10 @@ class Compiled:
             kind = "ansatz" if self.program is not None and self.model_name not in self.program.models \
                 and self.model_name in self.program.ansatze else "model"
             written = run_pipeline(self._lowered(kind), ["unroll_loops", "inline_constants"])
+            if noise.where == "spec" and noise.has_channel and not _has_noise_marks(written):
+                raise QvafError(f"noise where=spec applies at the ansatz's 'noise' statements, and "
+                                f"{self.model_name!r} has none; add 'noise' after the gates it should follow, "
+                                "or use where=gate / where=upload")
             fns = backend.build(written, self.dtype, noise=noise)
         return Compiled(self.ir, fns, options=self.options, program=self.program, model_name=self.model_name,
                         ansatz_overrides=self.ansatz_overrides or None, stages=self.stages)

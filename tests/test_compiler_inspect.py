@@ -94,7 +94,7 @@ def test_dump_ir_prints_every_stage(capsys):
     assert rc == 0
     stages = [line for line in out.splitlines() if line.startswith("--- IR after")]
     assert stages == ["--- IR after " + s + " ---" for s in (
-        "lowering", "unroll_loops", "inline_constants", "canonicalize", "merge_rotations",
+        "lowering", "unroll_loops", "inline_constants", "drop_noise_marks", "canonicalize", "merge_rotations",
         "drop_boundary_gates", "fuse_static")]
     last = out.split("--- IR after fuse_static ---")[1]
     body = [line.strip() for line in last.splitlines()[1:] if line.startswith("  ")]

@@ -156,7 +156,7 @@ def _tidy(items, first_may_trail: bool):
 
 @st.composite
 def _stmt(draw, depth=0):
-    kinds = ["decl", "gate", "encode", "measure", "comment"] + (["for"] if depth < 2 else [])
+    kinds = ["decl", "gate", "encode", "measure", "noise", "comment"] + (["for"] if depth < 2 else [])
     kind = draw(st.sampled_from(kinds))
     if kind == "decl":
         return _decl(draw)
@@ -166,6 +166,8 @@ def _stmt(draw, depth=0):
         return ast.Encode(draw(EXPR), draw(_AXIS))
     if kind == "measure":
         return ast.Measure(draw(_IDENT))
+    if kind == "noise":
+        return ast.Noise()
     if kind == "comment":
         return draw(_comment)
     body = draw(st.lists(_stmt(depth + 1), max_size=4))

@@ -30,6 +30,7 @@ def work(tmp_path_factory):
     root = tmp_path_factory.mktemp("mistakes")
     (root / "empty.qvaf").write_text("# nothing here\n")
     (root / "syntax.qvaf").write_text("ansatz a {\n    rz(x\n    measure z\n}\n")
+    (root / "noisearg.qvaf").write_text("ansatz a {\n    rz(x)\n    noise(0.1)\n    measure z\n}\n")
     (root / "binary.qvaf").write_bytes(bytes(range(128, 256)) * 3)
     (root / "noarg.qvaf").write_text(f'import "{PZ}"\nmodel m(n: int) {{ input n; kan 1 using pz }}\n')
     (root / "missing_ansatz.qvaf").write_text("model m {\n    input 2\n    kan 1 using rpzz\n}\n")
@@ -74,6 +75,7 @@ CLI = [
     ("check emptydir", 1, "no .qvaf files under 'emptydir'"),
     ("check binary.qvaf", 1, "is not valid UTF-8"),
     ("check syntax.qvaf", 1, "error:"),
+    ("check noisearg.qvaf", 1, "'noise' takes no arguments: it marks where a noise model given with where=spec"),
     ("check empty.qvaf", 1, "'empty.qvaf' is empty: it defines no ansatz or model"),
     ("check missing_ansatz.qvaf", 1, "unknown ansatz 'rpzz'; did you mean 'rpz'?"),
     ("check noarg.qvaf adir", 1, "no .qvaf files under 'adir'"),
@@ -151,6 +153,8 @@ CLI = [
     ("train {R} --task toy_sin2 --noise t1=10,t2=30,gate_time=1", 2, "exceeds 2*t1=20"),
     ("train {R} --task toy_sin2 --noise t1=10,t2=5", 2, "needs t1, t2 and gate_time together"),
     ("train {R} --task toy_sin2 --noise where=sometimes", 2, "'sometimes' is not a placement"),
+    ("train {R} --task toy_sin2 --noise depolarizing=0.01,where=spec --out o", 2,
+     "'regression' has none; add 'noise' after the gates"),
     ("train {R} --task toy_sin2 --clip -1", 2, "--clip must be > 0"),
     ("train {R} --task toy_sin2 --extend x", 2, "bad extension schedule entry 'x'"),
     ("train {R} --task toy_sin2 --extend 0:0", 2, "reps must be >= 1"),

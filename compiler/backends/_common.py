@@ -16,7 +16,7 @@ from qvaf.dsl import rules
 from qvaf.dsl.errors import QvafError
 
 from ..expr import depends_on_input, param_refs
-from ..ir import Circuit, FusedOp, GateOp, InputNode, KanNode, LinearNode, LoopOp, OutputNode
+from ..ir import Circuit, FusedOp, GateOp, InputNode, KanNode, LinearNode, LoopOp, NoiseOp, OutputNode
 
 #: dtype names a backend accepts.
 DTYPES = ("float32", "float64")
@@ -65,18 +65,21 @@ def structural_key(graph) -> tuple:
     return (tuple(layer_order(graph)), tuple(graph.graph.get("params", ())))
 
 
-def flatten_ops(circuit: Circuit) -> list[tuple[GateOp, Mapping[str, int]]]:
+def flatten_ops(circuit: Circuit, marks: bool = False) -> list[tuple[GateOp | NoiseOp, Mapping[str, int]]]:
     """The circuit's gates in application order, each with the loop variables bound around it.
 
     ``LoopOp`` bodies are repeated for ``var`` in ``start .. stop - 1`` and ``FusedOp`` blocks
-    are opened, so a backend can run a graph at any stage of the pass pipeline.
+    are opened, so a backend can run a graph at any stage of the pass pipeline. ``noise``
+    marks (``NoiseOp``) are listed where they stand with ``marks=True``, else skipped.
     """
-    out: list[tuple[GateOp, Mapping[str, int]]] = []
+    out: list[tuple[GateOp | NoiseOp, Mapping[str, int]]] = []
 
     def visit(ops, env):
         for op in ops:
-            if isinstance(op, GateOp):
+            if isinstance(op, GateOp) or marks and isinstance(op, NoiseOp):
                 out.append((op, env))
+            elif isinstance(op, NoiseOp):
+                continue
             elif isinstance(op, FusedOp):
                 visit(op.gates, env)
             elif isinstance(op, LoopOp):

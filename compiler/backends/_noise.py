@@ -1,7 +1,8 @@
 r"""The JAX backend under noise and finite shots.
 
 **Noise.** Every channel of :mod:`qvaf.compiler.noise` is affine on the Bloch vector, so an
-edge's circuit with a noise step after every gate (or after every data re-upload) is still
+edge's circuit with a noise step after every gate (after every data re-upload, or at every
+``noise`` statement of the spec) is still
 
 .. math::
 
@@ -39,7 +40,7 @@ from typing import Callable
 import numpy as np
 
 from ..expr import depends_on_input, evaluate
-from ..ir import KanNode, Op
+from ..ir import KanNode, NoiseOp, Op
 from . import _common, _so3
 from ._common import BackendError
 
@@ -99,7 +100,10 @@ def _noise_step(noise):
 def _segments(kernel, p, xe, dtype, noise):
     """``(v0, uploads, tail)``: the per-edge state before the first re-upload, one
     ``(axis, cos, sin, A)`` per re-upload with ``A`` the affine map after it (noise
-    included), and the affine map of a circuit without re-uploads in ``tail``."""
+    included), and the affine map of a circuit without re-uploads in ``tail``.
+
+    A noise step follows every gate (``where="gate"``), every gate that reads ``x``
+    (``"upload"``) or stands at every ``noise`` mark (``"spec"``); marks are skipped otherwise."""
     import jax.numpy as jnp
 
     constants = kernel.constant_arrays()
@@ -107,7 +111,11 @@ def _segments(kernel, p, xe, dtype, noise):
     aff = None
     v0 = (0.0, 0.0, 1.0)
     uploads: list[list] = []
-    for gate, env in _common.flatten_ops(kernel):
+    for gate, env in _common.flatten_ops(kernel, marks=True):
+        if isinstance(gate, NoiseOp):
+            if step is not None and noise.where == "spec":
+                aff = _compose(step, aff)
+            continue
         uploaded = False
         for axis, angle in gate_rotations(gate):
             if axis == "fixed":
@@ -129,7 +137,7 @@ def _segments(kernel, p, xe, dtype, noise):
                 v0 = _apply(aff, v0)
             aff = None
             uploads.append([axis, c, s, None])
-        if step is not None and (noise.where == "gate" or uploaded):
+        if step is not None and (noise.where == "gate" or noise.where == "upload" and uploaded):
             aff = _compose(step, aff)
     if uploads:
         uploads[-1][3] = aff

@@ -36,7 +36,7 @@ from typing import Mapping
 import numpy as np
 
 from ..expr import Const, Expr, ParamRef, depends_on_input, evaluate, substitute
-from ..ir import Circuit, FusedOp, GateOp, LoopOp, Op
+from ..ir import Circuit, FusedOp, GateOp, LoopOp, NoiseOp, Op
 from ..simplify import fold
 from .errors import EmitError
 from .native import MEASURE_CHANGE, MEASURE_GATES, TO_Z, Basis, NativeGate, gate_matrix, get_basis, rz, zyz
@@ -109,11 +109,13 @@ def stage(kernel: Circuit, level: str = "optimised", params: str = "literal") ->
 
 
 def _flat(ops) -> list:
+    """The top-level ops of an unrolled kernel, ``noise`` marks left out (they carry no gate)."""
     out = []
     for op in ops:
         if isinstance(op, LoopOp):
             raise EmitError("internal: a loop survived unrolling")
-        out.append(op)
+        if not isinstance(op, NoiseOp):
+            out.append(op)
     return out
 
 
