@@ -168,7 +168,7 @@ def plan_pruning(model, params, attribution: Attribution, threshold: float) -> P
     while changed:
         changed = False
         for b in range(len(order) - 1):
-            (left, lrec), (right, rrec) = order[b], order[b + 1]
+            (left, _), (right, rrec) = order[b], order[b + 1]
             for k in np.flatnonzero(alive[b]):
                 dead_in = left in kan and not masks[left][k, :].any()
                 dead_out = right in kan and not masks[right][:, k].any()
