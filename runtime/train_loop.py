@@ -203,6 +203,8 @@ def _under_noise(model, config: TrainConfig):
 
 
 def _check_shapes(model, params, dataset):
+    """Refuse a model whose input or output width does not fit the task (checked when the loop
+    starts and again after every extension)."""
     import jax
 
     in_width = getattr(model, "in_width", None)
@@ -250,6 +252,8 @@ def _early_stopping(state: TrainState, value, kind: str, config: TrainConfig):
 
 
 def progress_bar(total: int, initial: int, enabled: bool):
+    """A tqdm bar on stderr from ``initial`` to ``total`` steps, or None when not ``enabled``
+    or stderr is not a terminal."""
     if not enabled or not sys.stderr.isatty():
         return None
     from tqdm import tqdm
