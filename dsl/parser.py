@@ -1,9 +1,11 @@
-"""Text -> AST: the Lark LALR parser and the Transformer that builds :mod:`qvaf.dsl.ast` nodes.
+"""Text -> AST: the Transformer that builds :mod:`qvaf.dsl.ast` nodes from the Lark tree.
 
-The grammar lives in ``grammar.lark`` next to this file. Parsing is guarded against
-pathological input: files larger than :data:`MAX_SOURCE_BYTES`, bracket or block nesting deeper
-than :data:`MAX_NESTING`, and expression trees deeper than :data:`MAX_EXPR_DEPTH` are refused
-with a diagnostic instead of exhausting memory or the Python stack.
+The grammar lives in ``grammar.lark`` next to this file; the Lark parser built from it and the
+layout post-lexer are in :mod:`qvaf.dsl.grammar`. Parsing is guarded against pathological
+input: files larger than :data:`MAX_SOURCE_BYTES`, bracket or block nesting deeper than
+:data:`~qvaf.dsl.grammar.MAX_NESTING`, and expression trees deeper than
+:data:`MAX_EXPR_DEPTH` are refused with a diagnostic instead of exhausting memory or the
+Python stack.
 
 Comments are lexed as ignored tokens, collected on the side and re-attached to the innermost
 statement list (file, ansatz body, loop body, model body, kan option block) that contains them,
@@ -21,20 +23,16 @@ from __future__ import annotations
 
 import bisect
 import math
-import threading
-from functools import lru_cache
-from importlib import resources
 
-from lark import Lark, Token, Transformer_NonRecursive, v_args
-from lark.exceptions import LarkError, UnexpectedInput, VisitError
+from lark import Token, Transformer_NonRecursive, v_args
+from lark.exceptions import UnexpectedInput, VisitError
 
 from . import ast, rules
 from .errors import Diagnostic, SpecError
+from .grammar import _lark, _LimitError, _local
 
 #: the largest spec file accepted, in bytes (UTF-8)
 MAX_SOURCE_BYTES = 1_000_000
-#: deepest nesting of (), [] and {} accepted
-MAX_NESTING = 100
 #: deepest expression tree accepted (counts operators such as chains of unary minus)
 MAX_EXPR_DEPTH = 200
 #: longest numeric literal accepted, in characters
@@ -42,8 +40,6 @@ MAX_NUMBER_CHARS = 100
 #: most syntax errors reported for one file; recovery stops (with a final note) after this many
 MAX_SYNTAX_ERRORS = 20
 
-_OPENERS = {"LPAR": "RPAR", "LSQB": "RSQB", "LBRACE": "RBRACE"}
-_CLOSERS = {"RPAR", "RSQB", "RBRACE"}
 
 def source_line(text: str, line: int) -> str | None:
     """Return line ``line`` (1-based) of ``text`` without its newline, or None if out of range."""
@@ -51,96 +47,6 @@ def source_line(text: str, line: int) -> str | None:
     if 1 <= line <= len(lines):
         return lines[line - 1]
     return None
-
-
-class _Brackets:
-    """The layout rule, for one parse: a newline inside an unclosed ``(`` or ``[`` is dropped
-    (so argument lists may wrap), a ``}`` closes its block and whatever ``(`` or ``[`` is still
-    open inside it, and nesting deeper than :data:`MAX_NESTING` is refused.
-
-    Attributes:
-        stack: the unclosed openers, innermost last.
-        continued: the opener whose dropped newline came right before the last token kept,
-            or None: when that token is a syntax error, the statement probably lacks its
-            closing bracket (see :mod:`qvaf.dsl.syntax`).
-    """
-
-    def __init__(self):
-        self.stack: list[Token] = []
-        self.continued: Token | None = None
-        self._dropped_in: Token | None = None
-
-    def keep(self, tok: Token) -> bool:
-        """Account for ``tok``; False when the rule drops it (a newline inside ``()``/``[]``)."""
-        kind = tok.type
-        if kind == "_NL":
-            if self.stack and self.stack[-1].type != "LBRACE":
-                self._dropped_in = self.stack[-1]
-                return False
-            self._dropped_in = self.continued = None
-            return True
-        self.continued, self._dropped_in = self._dropped_in, None
-        if kind in _OPENERS:
-            self.stack.append(tok)
-            if len(self.stack) > MAX_NESTING:
-                raise _LimitError(f"nesting deeper than {MAX_NESTING} levels of brackets or blocks", tok)
-        elif kind == "RBRACE":
-            while self.stack and self.stack[-1].type != "LBRACE":
-                self.stack.pop()
-            if self.stack:
-                self.stack.pop()
-        elif kind in _CLOSERS:
-            if self.stack and _OPENERS[self.stack[-1].type] == kind:
-                self.stack.pop()
-        return True
-
-
-class _Layout:
-    """Lark post-lexer applying :class:`_Brackets`; the state of the current parse is kept
-    thread-locally (``_local.brackets``) for the error messages."""
-
-    always_accept = ("_NL",)
-
-    def process(self, stream):
-        brackets = _local.brackets = _Brackets()
-        for tok in stream:
-            if brackets.keep(tok):
-                yield tok
-
-
-class _LimitError(LarkError):
-    def __init__(self, message: str, token: Token):
-        super().__init__(message)
-        self.message = message
-        self.token = token
-
-
-@lru_cache(maxsize=1)
-def _grammar_text() -> str:
-    return resources.files(__package__).joinpath("grammar.lark").read_text(encoding="utf-8")
-
-
-_local = threading.local()
-
-
-def _on_comment(token: Token) -> Token:
-    sink = getattr(_local, "comments", None)
-    if sink is not None:
-        sink.append(token)
-    return token
-
-
-@lru_cache(maxsize=1)
-def _lark() -> Lark:
-    return Lark(
-        _grammar_text(),
-        parser="lalr",
-        lexer="contextual",
-        propagate_positions=True,
-        maybe_placeholders=True,
-        postlex=_Layout(),
-        lexer_callbacks={"COMMENT": _on_comment},
-    )
 
 
 # ----------------------------------------------------------------------------- spans

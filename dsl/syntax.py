@@ -18,7 +18,8 @@ from lark.parsers.lalr_interactive_parser import InteractiveParser
 
 from . import ast
 from .errors import Diagnostic
-from .parser import _OPENERS, MAX_SYNTAX_ERRORS, _Brackets, _lark, _LimitError, _tok_span, source_line
+from .grammar import _OPENERS, _Brackets, _lark, _LimitError
+from .parser import MAX_SYNTAX_ERRORS, _tok_span, source_line
 
 #: terminal name -> how a syntax error message spells it
 _TOKEN_WORDS = {

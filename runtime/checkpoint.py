@@ -133,12 +133,12 @@ def _json_safe(value):
 
 
 def save(run_dir: str, state, log, run_config: dict, sources: dict[str, str] | None = None, *, keep: int = 2) -> str:
-    """Write the checkpoint of ``state`` (a :class:`~qvaf.runtime.train.TrainState`) atomically.
+    """Write the checkpoint of ``state`` (a :class:`~qvaf.runtime.train_state.TrainState`) atomically.
 
     Args:
         run_dir: the run directory (created if needed).
         state: the training state to save.
-        log: the :class:`~qvaf.runtime.train.RunLog` (losses and history).
+        log: the :class:`~qvaf.runtime.train_state.RunLog` (losses and history).
         run_config: JSON-serialisable resolved configuration (model, task, training options).
         sources: spec files, relative path inside ``spec/`` -> text.
         keep: how many complete checkpoints to keep (the newest ones).
@@ -328,7 +328,7 @@ def _read_npz(path: str) -> dict[str, np.ndarray]:
 
 
 def restore(ckpt: Checkpoint, model, config):
-    """Rebuild the :class:`~qvaf.runtime.train.TrainState` and :class:`~qvaf.runtime.train.RunLog`
+    """Rebuild the :class:`~qvaf.runtime.train_state.TrainState` and :class:`~qvaf.runtime.train_state.RunLog`
     of a checkpoint for ``model`` (compiled as the checkpoint's configuration says).
 
     The parameter and optimizer-state structures come from ``model`` and ``config``; the
@@ -337,7 +337,7 @@ def restore(ckpt: Checkpoint, model, config):
     import jax
     import jax.numpy as jnp
 
-    from .train import RunLog, TrainState, init_opt_state
+    from .train_state import RunLog, TrainState, init_opt_state
 
     where = ckpt.path
     template = jax.eval_shape(model.init, jax.random.PRNGKey(0))

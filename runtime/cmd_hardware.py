@@ -142,7 +142,7 @@ def run_run(args) -> int:
     from .hardware import load_export
     from .hardware import run as hw_run
     from .hardware.execute import jax_model
-    from .train import predict
+    from .steps import predict
 
     ex = load_export(args.export)
     ds, x, y, label = _dataset(args)
@@ -206,7 +206,7 @@ def demo_hardware(run_dir: str, task: dict, samples: int = 16) -> dict:
     from .data import load_task
     from .hardware import cost_report, export, load_network, plan_network
     from .hardware import run as hw_run
-    from .train import predict
+    from .steps import predict
 
     net = load_network(run_dir)
     out = os.path.join(run_dir, "export")

@@ -11,7 +11,6 @@ Examples::
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -149,7 +148,8 @@ def _model_args(pairs) -> dict:
 
 def _train_config(args, base: dict | None = None):
     """The :class:`TrainConfig` of the flags; its errors name the flag, not the field."""
-    from .train import TrainConfig, TrainError
+    from .steps import TrainError
+    from .train_config import TrainConfig
 
     values = dict(base or {})
     for flag, field in _TRAIN_FLAGS.items():
@@ -174,7 +174,8 @@ def _train_config(args, base: dict | None = None):
 
 def _check_unused_flags(args, config) -> None:
     """Options the chosen optimizer would ignore are refused, not silently dropped."""
-    from .train import FULL_BATCH, TrainError
+    from .optimizers import FULL_BATCH
+    from .steps import TrainError
 
     used = {name for _, name in config.optimizer_phases()}
     if getattr(args, "batch", None) not in (None, 0) and used <= set(FULL_BATCH):
@@ -257,7 +258,7 @@ def _run_train(args) -> int:
         if not args.out:
             raise RunError("--resume needs --out RUN_DIR (the run to continue)")
         _check_resume_flags(args)
-        from .train import TrainConfig
+        from .train_config import TrainConfig
 
         config = TrainConfig(steps=args.steps) if args.steps is not None else None
         summary = train_run("", "", config, out=args.out, resume=True, progress=not args.quiet,
@@ -360,7 +361,7 @@ def run_demo(args) -> int:
     """Compile specs/models/regression.qvaf, train it on a toy function, evaluate, plot."""
     from .plots import plot_run
     from .run import RunError, find_spec, train_run
-    from .train import TrainConfig
+    from .train_config import TrainConfig
 
     t0 = time.perf_counter()
     if args.steps < 1:

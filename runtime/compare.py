@@ -192,7 +192,7 @@ def parse_budget(text) -> tuple[str, float]:
 
 
 def _train_config(steps: int, n_train: int):
-    from .train import TrainConfig
+    from .train_config import TrainConfig
 
     batch = BATCH if n_train > BATCH else None
     return TrainConfig(steps=steps, batch_size=batch, optimizer="adam", lr=LR, eval_every=steps,
@@ -240,7 +240,7 @@ def run_job(job: dict) -> dict:
     import jax
 
     from .data import load_task
-    from .train import evaluate
+    from .steps import evaluate
 
     ds = load_task(job["task"])
     widths = job["widths"]

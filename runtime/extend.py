@@ -213,7 +213,7 @@ def extend_saved(path: str, new_reps: int, out: str, layers="*") -> dict:
     from . import checkpoint as C
     from .run import _read_sources, load_run
     from .saving import model_part
-    from .train import RunLog, TrainState
+    from .train_state import RunLog, TrainState
 
     if os.path.exists(out) and not os.path.isdir(out):
         raise ExtendError(f"cannot save to '{out}': it is a file, not a folder")

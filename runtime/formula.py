@@ -211,7 +211,7 @@ def network_formula(model, params, *, threshold: float = ROUND_OFF, x=None) -> N
     """
     sp = _sympy()
     from qvaf.compiler.backends._common import layer_order
-    from qvaf.compiler.ir import KanNode, LinearNode
+    from qvaf.compiler.ir import LinearNode
     from qvaf.compiler.spectrum import SpectrumError, network_spectra
 
     if threshold < 0:

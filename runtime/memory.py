@@ -18,7 +18,7 @@ instead of the first term below::
 :func:`check_train_memory` runs before training: above :data:`WARN_BYTES` it warns (a
 :class:`MemoryWarning` naming the widest layer), above the memory of the device (physical
 RAM on a CPU, the allocator's limit on an accelerator) it refuses with a
-:class:`~qvaf.runtime.train.TrainError` that names the layer, its widths and the batch.
+:class:`~qvaf.runtime.steps.TrainError` that names the layer, its widths and the batch.
 """
 
 from __future__ import annotations
@@ -132,7 +132,7 @@ def check_train_memory(model, batch: int, n_train: int, *, limit: int | None = N
             f"{_gb(widest.bytes)} at batch {batch}")
     limit = device_memory_bytes() if limit is None else limit
     if limit is not None and total > limit:
-        from .train import TrainError
+        from .steps import TrainError
 
         smaller = max(1, math.floor(batch * limit / total / 2))
         raise TrainError(f"a train step needs about {_gb(total)} of memory, more than the {_gb(limit)} this device "

@@ -168,7 +168,7 @@ def plan_pruning(model, params, attribution: Attribution, threshold: float) -> P
     while changed:
         changed = False
         for b in range(len(order) - 1):
-            (left, lrec), (right, rrec) = order[b], order[b + 1]
+            (left, _), (right, rrec) = order[b], order[b + 1]
             for k in np.flatnonzero(alive[b]):
                 dead_in = left in kan and not masks[left][k, :].any()
                 dead_out = right in kan and not masks[right][:, k].any()
@@ -312,7 +312,7 @@ def compile_pruned(model, params, plan: PrunePlan, sources: dict[str, str], main
 
 
 def _metric(model, params, ds) -> dict:
-    from .train import evaluate
+    from .steps import evaluate
 
     return evaluate(model, params, ds.x_test, ds.y_test, ds.kind)
 
@@ -320,7 +320,7 @@ def _metric(model, params, ds) -> dict:
 def _finetune_config(saved: dict, steps: int, lr: float | None):
     """The run's own training options for ``steps`` more steps: its first optimizer phase,
     no extension, no early stopping."""
-    from .train import TrainConfig
+    from .train_config import TrainConfig
 
     cfg = TrainConfig.from_json(saved)
     first = cfg.optimizer_phases()[0][1]
@@ -354,7 +354,8 @@ def prune_run(path: str, *, threshold: float, out: str, task: str | None = None,
 
     from . import checkpoint as C
     from .run import _read_sources, load_run, task_from_config
-    from .train import fit, init_state
+    from .train import fit
+    from .train_state import init_state
 
     if steps < 0:
         raise PruneError(f"fine-tuning steps must be >= 0, got {steps}")
@@ -393,7 +394,7 @@ def prune_run(path: str, *, threshold: float, out: str, task: str | None = None,
         result = fit(new_model, new_params, ds, config, on_checkpoint=save)
         final = result.state.params
     else:
-        from .train import RunLog
+        from .train_state import RunLog
 
         final = new_params
         save(init_state(new_model, new_params, config), new_model, RunLog())

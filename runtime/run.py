@@ -26,7 +26,10 @@ from qvaf.dsl.errors import QvafError
 
 from . import checkpoint as C
 from .data import Dataset, load_task
-from .train import FitResult, TrainConfig, evaluate, fit
+from .steps import evaluate
+from .train import fit
+from .train_config import TrainConfig
+from .train_state import FitResult
 
 
 class RunError(QvafError):

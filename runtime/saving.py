@@ -68,7 +68,7 @@ def save(directory, model, params) -> str:
     import jax
 
     from .run import spec_sources
-    from .train import RunLog, TrainState
+    from .train_state import RunLog, TrainState
 
     compiled = _compiled(model)
     directory = _folder(directory)

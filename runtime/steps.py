@@ -24,7 +24,7 @@ SHOT_STREAM = 0x5407
 class TrainError(QvafError):
     """A bad training configuration, or a run that cannot continue.
 
-    ``field`` names the :class:`~qvaf.runtime.train.TrainConfig` field a configuration error is
+    ``field`` names the :class:`~qvaf.runtime.train_config.TrainConfig` field a configuration error is
     about (its message then starts with that name), so the CLI can name its flag instead.
     """
 

@@ -52,7 +52,7 @@ def _model_text(name, meta):
         text = text.replace("measure z", f"measure {readout}")
     widths = meta["config"]["widths"]
     unused = set(meta["grad_unused"])
-    lines = [f"model m {{", f"    input {widths[0]}"]
+    lines = ["model m {", f"    input {widths[0]}"]
     for k, w in enumerate(widths[1:]):
         # the reference reads postact_bias only in some configurations: mirror it
         opts = "postact weight bias" if f"layers.{k}.postact_bias" not in unused else "postact weight"

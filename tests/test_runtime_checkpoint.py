@@ -10,7 +10,6 @@ import jax
 import numpy as np
 import pytest
 
-from qvaf import QvafError
 from qvaf.runtime import checkpoint as C
 from qvaf.runtime import train as T
 

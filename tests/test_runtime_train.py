@@ -12,6 +12,7 @@ import pytest
 from qvaf import QvafError
 from qvaf.runtime import train as T
 from qvaf.runtime.data import Dataset
+from qvaf.runtime.optimizers import learning_rate, make_optimizer
 
 from _runtime_models import MLP, linear_data, regression_data
 
@@ -118,34 +119,34 @@ def test_optimizer_phases_switch_and_reinitialise_state():
 def test_schedules_follow_their_formulas(name):
     base = dict(steps=100, lr=0.1, optimizer=name)
     c = T.TrainConfig(**base, schedule="constant")
-    assert T.learning_rate(c, 0) == pytest.approx(0.1) and T.learning_rate(c, 99) == pytest.approx(0.1)
+    assert learning_rate(c, 0) == pytest.approx(0.1) and learning_rate(c, 99) == pytest.approx(0.1)
     c = T.TrainConfig(**base, schedule="cosine")
-    assert T.learning_rate(c, 0) == pytest.approx(0.1)
-    assert T.learning_rate(c, 50) == pytest.approx(0.001 + 0.099 * 0.5, rel=1e-5)
-    assert T.learning_rate(c, 100) == pytest.approx(0.001, rel=1e-5)
+    assert learning_rate(c, 0) == pytest.approx(0.1)
+    assert learning_rate(c, 50) == pytest.approx(0.001 + 0.099 * 0.5, rel=1e-5)
+    assert learning_rate(c, 100) == pytest.approx(0.001, rel=1e-5)
     c = T.TrainConfig(**base, schedule="warmup_cosine", warmup_steps=10)
-    assert T.learning_rate(c, 0) == 0.0
-    assert T.learning_rate(c, 5) == pytest.approx(0.05, rel=1e-5)
-    assert T.learning_rate(c, 10) == pytest.approx(0.1, rel=1e-5)
+    assert learning_rate(c, 0) == 0.0
+    assert learning_rate(c, 5) == pytest.approx(0.05, rel=1e-5)
+    assert learning_rate(c, 10) == pytest.approx(0.1, rel=1e-5)
     c = T.TrainConfig(**base, schedule="exponential", decay_rate=0.1)
-    assert T.learning_rate(c, 50) == pytest.approx(0.1 * 0.1**0.5, rel=1e-5)
+    assert learning_rate(c, 50) == pytest.approx(0.1 * 0.1**0.5, rel=1e-5)
 
 
 def test_schedule_runs_on_the_global_step_after_a_phase_switch():
     cfg = T.TrainConfig(steps=100, lr=0.1, schedule="cosine", optimizer="adam:0,adamw:50")
-    opt = T.make_optimizer(cfg, "adamw", 50, dtype=jnp.float64)
+    opt = make_optimizer(cfg, "adamw", 50, dtype=jnp.float64)
     params = [jnp.ones(3)]
     state = opt.init(params)
     g = [jnp.array([1.0, 0.0, 0.0])]
     updates, _ = opt.update(g, state, params)
     # first adamw step of the phase uses lr(50), not lr(0): update = -lr * (1 + wd * p) on coord 0
-    expected = -T.learning_rate(cfg, 50) * (1.0 + cfg.weight_decay)
+    expected = -learning_rate(cfg, 50) * (1.0 + cfg.weight_decay)
     assert float(updates[0][0]) == pytest.approx(expected, rel=1e-4)
 
 
 def test_gradient_clipping_matches_clipping_by_hand():
     cfg = T.TrainConfig(steps=10, lr=0.1, clip_norm=1.0)
-    opt = T.make_optimizer(cfg, "adam", 0, dtype=jnp.float64)
+    opt = make_optimizer(cfg, "adam", 0, dtype=jnp.float64)
     ref = optax.adam(0.1)
     params = [jnp.zeros(2)]
     s, r = opt.init(params), ref.init(params)
