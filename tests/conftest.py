@@ -47,3 +47,25 @@ def pytest_configure(config):
 def pytest_unconfigure(config):
     for folder in _OWN_CACHE:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+# ----------------------------------------------------------------------------- scheduling
+
+#: test files whose module fixtures are expensive compilations (Catalyst's qjit programs):
+#: under ``--dist load`` each runs on one worker, so the compiled programs are made once
+GROUPED_FILES = ("tests/test_backend_catalyst.py",)
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """``--dist load`` (what ``-n 2`` means), except that the tests of ``GROUPED_FILES`` go
+    to one worker as one unit; other dist modes keep xdist's own scheduler."""
+    if config.getvalue("dist") != "load":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class _GroupedLoad(LoadScopeScheduling):
+        def _split_scope(self, nodeid):
+            path = nodeid.split("::", 1)[0]
+            return path if path.endswith(GROUPED_FILES) else nodeid
+
+    return _GroupedLoad(config, log)
