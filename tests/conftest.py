@@ -16,6 +16,7 @@ import shutil
 import tempfile
 
 import jax
+import pytest
 from hypothesis import settings
 
 jax.config.update("jax_enable_x64", True)
@@ -56,6 +57,7 @@ def pytest_unconfigure(config):
 GROUPED_FILES = ("tests/test_backend_catalyst.py",)
 
 
+@pytest.hookimpl(optionalhook=True)  # a hook of xdist: unknown (and unused) under -p no:xdist
 def pytest_xdist_make_scheduler(config, log):
     """``--dist load`` (what ``-n 2`` means), except that the tests of ``GROUPED_FILES`` go
     to one worker as one unit; other dist modes keep xdist's own scheduler."""
