@@ -17,6 +17,7 @@ from qvaf.runtime.run import specs_dir
 
 SPECS = specs_dir()
 REGRESSION = os.path.join(SPECS, "models", "regression.qvaf")
+TINY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "tiny.qvaf")  # quick to compile
 SMALL_TRAIN = ["--task", "toy_sin2", "--n-train", "40", "--batch", "0", "--steps", "2", "--eval-every", "1"]
 
 #: command -> arguments; "{run}" is a trained run directory (with its QASM 3 export in
@@ -24,8 +25,8 @@ SMALL_TRAIN = ["--task", "toy_sin2", "--n-train", "40", "--batch", "0", "--steps
 SAMPLES = {
     "check": [SPECS],
     "fmt": [os.path.join(SPECS, "ansatz", "pz.qvaf")],
-    "inspect": [REGRESSION, "--dump-ir"],
-    "train": [REGRESSION, *SMALL_TRAIN, "--out", "{tmp}/run"],
+    "inspect": [TINY, "--dump-ir"],
+    "train": [TINY, *SMALL_TRAIN, "--out", "{tmp}/run"],
     "eval": ["{run}", "--noise", "depolarizing=0.01,readout=0.02", "--shots", "100"],
     "plot": ["{run}", "--out", "{tmp}/plots"],
     "demo": ["--steps", "2", "--out", "{tmp}/demo"],
@@ -33,7 +34,7 @@ SAMPLES = {
     "export": ["{run}", "--target", "qasm3", "--out", "{tmp}/hw"],
     "run": ["{run}/hw", "--task", "toy_sin2", "--samples", "4"],
     "cost": ["{run}", "--basis", "ibm"],
-    "spectrum": [REGRESSION, "--edge", "layer0,0,0"],
+    "spectrum": [TINY, "--edge", "layer0,0,0"],
     "formula": ["{run}"],
     "prune": ["{run}", "--steps", "0", "--out", "{tmp}/pruned"],
     "extend": ["{run}", "--reps", "4", "--out", "{tmp}/extended"],
@@ -43,7 +44,7 @@ SAMPLES = {
 
 #: options that change what a command loads or prints (command, arguments), checked like SAMPLES
 OPTION_SAMPLES = [
-    ("inspect", [REGRESSION, "--backend", "catalyst"]),
+    ("inspect", [TINY, "--backend", "catalyst"]),
     ("eval", ["{run}", "--backend", "catalyst"]),
 ]
 
@@ -51,7 +52,7 @@ OPTION_SAMPLES = [
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     out = str(tmp_path_factory.mktemp("pipe") / "run")
-    assert main(["train", REGRESSION, *SMALL_TRAIN, "--out", out, "--quiet"]) == 0
+    assert main(["train", TINY, *SMALL_TRAIN, "--out", out, "--quiet"]) == 0
     assert main(["export", out, "--target", "qasm3", "--out", os.path.join(out, "hw")]) == 0
     return out
 

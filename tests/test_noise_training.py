@@ -21,6 +21,7 @@ from qvaf.runtime.train import TrainConfig, TrainError, fit, init_state
 
 NOISE = "depolarizing=0.05,amplitude_damping=0.03,readout=0.02"
 REGRESSION = os.path.join(specs_dir(), "models", "regression.qvaf")
+TINY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "tiny.qvaf")  # quick to compile
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +69,7 @@ def test_train_config_keeps_noise_as_json():
 
 def test_cli_trains_under_noise_and_evaluates_side_by_side(tmp_path, capsys):
     out = str(tmp_path / "run")
-    argv = ["train", REGRESSION, "--task", "toy_sin2", "--n-train", "40", "--batch", "0", "--steps", "2",
+    argv = ["train", TINY, "--task", "toy_sin2", "--n-train", "40", "--batch", "0", "--steps", "2",
             "--eval-every", "2", "--noise", NOISE, "--shots", "20", "--out", out, "--json", "--quiet"]
     assert main(argv) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])

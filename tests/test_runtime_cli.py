@@ -18,6 +18,7 @@ from qvaf.runtime.cli import main
 from qvaf.runtime.run import specs_dir
 
 SPEC = os.path.join(specs_dir(), "models", "regression.qvaf")
+TINY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "tiny.qvaf")  # quick to compile
 SMALL = ["--task", "toy_sin2", "--n-train", "100", "--batch", "0", "--arg", "x=1"]
 
 
@@ -126,7 +127,7 @@ def test_resume_after_sigkill_is_bit_identical(tmp_path):
               "--log-every", "10", "--checkpoint-every", "20", "--seed", "3", "--quiet"]
     killed = str(tmp_path / "killed")
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "qvaf", "train", SPEC, "--steps", "1000000", "--out", killed, *common],
+    proc = subprocess.Popen([sys.executable, "-m", "qvaf", "train", TINY, "--steps", "1000000", "--out", killed, *common],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     pointer = os.path.join(killed, "checkpoints", "latest")
     deadline = time.time() + 120
@@ -146,7 +147,7 @@ def test_resume_after_sigkill_is_bit_identical(tmp_path):
     total = at + 40
     assert main(["train", "--resume", "--out", killed, "--steps", str(total), "--quiet"]) == 0
     straight = str(tmp_path / "straight")
-    assert main(["train", SPEC, "--steps", str(total), "--out", straight, *common]) == 0
+    assert main(["train", TINY, "--steps", str(total), "--out", straight, *common]) == 0
     a, b = _losses(killed), _losses(straight)
     assert len(a) == len(b) == total
     assert np.array_equal(a, b)  # bit for bit
