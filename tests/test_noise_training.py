@@ -26,7 +26,7 @@ TINY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "tiny.qv
 
 @pytest.fixture(scope="module")
 def setup():
-    model = qvaf.compile("regression")
+    model = qvaf.compile(TINY)
     data = load_task("toy_sin2", n_train=40)
     return model, data
 
