@@ -52,9 +52,11 @@ def pytest_unconfigure(config):
 
 # ----------------------------------------------------------------------------- scheduling
 
-#: test files whose module fixtures are expensive compilations (Catalyst's qjit programs):
-#: under ``--dist load`` each runs on one worker, so the compiled programs are made once
-GROUPED_FILES = ("tests/test_backend_catalyst.py",)
+#: test files whose module fixtures are expensive (Catalyst's qjit programs, the precision
+#: probes' processes, trained runs, exported programs): under ``--dist load`` each runs on one
+#: worker, so its fixtures are made once instead of once per worker
+GROUPED_FILES = ("tests/test_backend_catalyst.py", "tests/test_precision.py", "tests/test_runtime_cli.py",
+                 "tests/test_user_errors.py", "tests/test_hardware.py", "tests/test_cli_pipe.py")
 
 
 @pytest.hookimpl(optionalhook=True)  # a hook of xdist: unknown (and unused) under -p no:xdist
