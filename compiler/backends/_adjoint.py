@@ -124,18 +124,22 @@ def _make_core(v0_t, plan, row, dtype):
                 r = tuple(r.get(k, 0.0) for k in range(3))
         return r
 
-    def value_of(r):
-        value = r[row]
-        return jnp.asarray(value, dtype) if isinstance(value, float) else value
+    def value_of(r, v0_arrays, angles, m_arrays):
+        """The readout, broadcast over every axis of every input. The forward sweep can fold
+        an input's axes away (a z-rotation of |0>, a z-rotation just before a z readout), the
+        backward sweep does not: its states carry every axis, and a cotangent without them
+        would be summed over them twice."""
+        shape = jnp.broadcast_shapes(*(jnp.shape(a) for a in (*v0_arrays, *angles, *sum(m_arrays, ()))))
+        return jnp.broadcast_to(jnp.asarray(r[row], dtype), shape)
 
     @jax.custom_vjp
     def core(v0_arrays, angles, m_arrays):
-        return value_of(sweep(v0_arrays, angles, m_arrays, (row,)))
+        return value_of(sweep(v0_arrays, angles, m_arrays, (row,)), v0_arrays, angles, m_arrays)
 
     def core_fwd(v0_arrays, angles, m_arrays):
         probe = angles[0]
         final = _so3.materialise(lambda *a: sweep(*a, (0, 1, 2)), (v0_arrays, angles, m_arrays), probe)
-        return value_of(final), (v0_arrays, angles, m_arrays, final)
+        return value_of(final, v0_arrays, angles, m_arrays), (v0_arrays, angles, m_arrays, final)
 
     # Each step of the backward pass runs as a block of its own (_so3.materialise): the
     # state and co-state it returns are written once, instead of XLA re-deriving the chain
