@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -78,8 +79,9 @@ def test_plot_writes_pngs(trained, capsys, tmp_path):
         assert os.path.getsize(f) > 5000
 
 
-def test_resume_trains_further_and_refuses_changed_options(trained, capsys):
-    out, _ = trained
+def test_resume_trains_further_and_refuses_changed_options(trained, capsys, tmp_path):
+    out = str(tmp_path / "run")
+    shutil.copytree(trained[0], out)  # the other tests read the run as trained, whatever the order
     code, _, err = _run(capsys, "train", SPEC, "--task", "toy_sin2", "--out", out, "--steps", "10")
     assert code == 2 and "already holds a run; pass --resume" in err
     code, _, err = _run(capsys, "train", "--resume", "--out", out, "--lr", "0.5")
