@@ -357,6 +357,15 @@ def run_tasks(args) -> int:
     return 0
 
 
+def demo_out(root: str = "runs") -> str:
+    """The demo's default run folder: the first free one of root/demo, root/demo-2, ..."""
+    out, n = os.path.join(root, "demo"), 1
+    while os.path.exists(out):
+        n += 1
+        out = os.path.join(root, f"demo-{n}")
+    return out
+
+
 def run_demo(args) -> int:
     """Compile specs/models/regression.qvaf, train it on a toy function, evaluate, plot."""
     from .plots import plot_run
@@ -366,12 +375,7 @@ def run_demo(args) -> int:
     t0 = time.perf_counter()
     if args.steps < 1:
         raise RunError(f"--steps must be a positive integer, got {args.steps}")
-    out = args.out
-    if out is None:  # the default folder: the first free runs/demo, runs/demo-2, ...
-        out, n = os.path.join("runs", "demo"), 1
-        while os.path.exists(out):
-            n += 1
-            out = os.path.join("runs", f"demo-{n}")
+    out = args.out if args.out is not None else demo_out()
     spec = find_spec("regression")
     if os.path.exists(os.path.join(out, "checkpoints", "latest")):
         raise RunError(f"{out} already holds a run; remove it or pass another --out")

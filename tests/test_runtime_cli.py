@@ -16,6 +16,7 @@ import pytest
 
 from qvaf.runtime import checkpoint as C
 from qvaf.runtime.cli import main
+from qvaf.runtime.cmd_train import demo_out
 from qvaf.runtime.run import specs_dir
 
 SPEC = os.path.join(specs_dir(), "models", "regression.qvaf")
@@ -166,5 +167,13 @@ def test_demo_compiles_trains_evaluates_and_plots(tmp_path, capsys, monkeypatch)
     hardware = summary["hardware"]  # exported to QASM 3 and run back through the statevector executor
     assert os.path.isfile(os.path.join(hardware["export"], "manifest.json")) and hardware["samples"] == 16
     assert hardware["max_abs_diff"] < 1e-5 and "circuits in 15 jobs" in hardware["cost"]
-    code, stdout, _ = _run(capsys, "demo", "--steps", "10", "--quiet", "--json")
-    assert code == 0 and json.loads(stdout.splitlines()[-1])["out"] == os.path.join("runs", "demo-2")
+    code, _, err = _run(capsys, "demo", "--steps", "10", "--out", summary["out"])
+    assert code == 2 and "already holds a run" in err
+
+
+def test_the_demo_takes_the_first_free_folder(tmp_path):
+    root = str(tmp_path)
+    assert demo_out(root) == os.path.join(root, "demo")
+    os.makedirs(os.path.join(root, "demo"))
+    os.makedirs(os.path.join(root, "demo-2"))
+    assert demo_out(root) == os.path.join(root, "demo-3")

@@ -20,6 +20,7 @@ from qvaf.runtime.data import load_task
 from qvaf.runtime.train import TrainConfig, fit
 
 DARUAN = os.path.join(os.path.dirname(__file__), "..", "specs", "ansatz", "daruan.qvaf")
+TINY = os.path.join(os.path.dirname(__file__), "data", "tiny.qvaf")  # quick to compile
 
 
 @pytest.mark.parametrize("hidden, batch, reps", [(64, 128, 1), (64, 64, 3)])
@@ -69,7 +70,7 @@ def test_the_cli_refuses_a_width_that_cannot_fit(tmp_path, capsys):
 def test_the_cli_prints_the_warning_as_one_line(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(memory, "WARN_BYTES", 1)
     with warnings.catch_warnings():
-        code = main(["train", "regression", "--task", "toy_sin2", "--n-train", "40", "--batch", "0", "--steps", "1",
+        code = main(["train", TINY, "--task", "toy_sin2", "--n-train", "40", "--batch", "0", "--steps", "1",
                      "--out", str(tmp_path / "r"), "--quiet"])
     err = capsys.readouterr().err
     assert code == 0

@@ -42,7 +42,9 @@ def work(tmp_path_factory):
     (root / "header.csv").write_text("a,b,c\n")
     (root / "notnpz.npz").write_text("hello\n")
     run = str(root / "run")
-    assert main(["train", REGRESSION, "--task", "toy_sin2", "--n-train", "30", "--batch", "0", "--steps", "4",
+    small = root / "small.qvaf"  # one layer: quick to compile
+    small.write_text(f'import "{PZ}"\nmodel small {{ input 2; kan 1 using pz(reps = 3) }}\n')
+    assert main(["train", str(small), "--task", "toy_sin2", "--n-train", "30", "--batch", "0", "--steps", "4",
                  "--eval-every", "2", "--out", run, "--quiet"]) == 0
     for name in ("corrupt", "nomanifest", "badlatest", "badconfig"):
         shutil.copytree(run, root / name)
