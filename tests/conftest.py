@@ -21,8 +21,6 @@ import pkgutil
 import jax
 from hypothesis import settings
 
-import qvaf
-
 jax.config.update("jax_enable_x64", True)
 
 

@@ -62,6 +62,23 @@ def test_import_is_light():
     assert out.stdout.strip() == ""
 
 
+def test_every_module_is_imported_before_the_tests():
+    """conftest.py imports every module, so hypothesis draws from the same constants whatever
+    ran before (a module it missed would change the examples with the order of the tests)."""
+    import tomllib
+
+    with open(ROOT / "pyproject.toml", "rb") as fh:
+        package_dir = tomllib.load(fh)["tool"]["setuptools"]["package-dir"]  # package -> folder
+    missing = []
+    for package, folder in package_dir.items():
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            parts = path.relative_to(ROOT / folder).with_suffix("").parts
+            name = ".".join((package, *parts)).removesuffix(".__init__")
+            if parts[-1] != "__main__" and name not in sys.modules:
+                missing.append(name)
+    assert not missing, missing
+
+
 def test_load_returns_program():
     program = qvaf.load(REGRESSION)
     assert "regression" in program.models and "pz" in program.ansatze
