@@ -203,9 +203,8 @@ FOLDED_BATCH = (Circuit((GateOp(Op.RZ, (Input(),)),
                         "z", (("theta", (1,)), ("phi", (1, 2)))), None, 0)
 
 
-# 120 derandomised examples: every feature of the generator (each of the 14 gates, the three
-# kinds of data angle, reps 0..3, each of the 16 readout x grouping pairs) still appears, as
-# with 200, at 60% of the time
+# 120 derandomised examples: every feature of the generator appears in them (each of the 14
+# gates, x and the three kinds of data angle, reps 0..3, each of the 12 readout x grouping pairs)
 @settings(max_examples=120, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(random_ansatz())
