@@ -6,11 +6,17 @@ and a ``trainable`` mask with the structure of the parameters.
 
 from __future__ import annotations
 
+import os
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from qvaf.runtime.data import Dataset
+
+#: the smallest qvaf network the command-line tests train (2 -> 1, pz with one re-upload):
+#: what they check (pipes, checkpoints, resume, devices, noise options) does not depend on its size
+TINY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "tiny.qvaf")
 
 
 class MLP:

@@ -15,9 +15,10 @@ import pytest
 from qvaf.runtime.cli import COMMANDS, EXIT_PIPE, main
 from qvaf.runtime.run import specs_dir
 
+from _runtime_models import TINY
+
 SPECS = specs_dir()
 REGRESSION = os.path.join(SPECS, "models", "regression.qvaf")
-TINY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "tiny.qvaf")  # quick to compile
 SMALL_TRAIN = ["--task", "toy_sin2", "--n-train", "40", "--batch", "0", "--steps", "2", "--eval-every", "1"]
 
 #: command -> arguments; "{run}" is a trained run directory (with its QASM 3 export in

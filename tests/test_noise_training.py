@@ -19,9 +19,10 @@ from qvaf.runtime.run import specs_dir
 from qvaf.runtime.steps import SHOT_STREAM
 from qvaf.runtime.train import TrainConfig, TrainError, fit, init_state
 
+from _runtime_models import TINY
+
 NOISE = "depolarizing=0.05,amplitude_damping=0.03,readout=0.02"
 REGRESSION = os.path.join(specs_dir(), "models", "regression.qvaf")
-TINY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "tiny.qvaf")  # quick to compile
 
 
 @pytest.fixture(scope="module")

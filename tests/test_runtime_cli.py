@@ -19,8 +19,9 @@ from qvaf.runtime.cli import main
 from qvaf.runtime.cmd_train import demo_out
 from qvaf.runtime.run import specs_dir
 
+from _runtime_models import TINY
+
 SPEC = os.path.join(specs_dir(), "models", "regression.qvaf")
-TINY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "tiny.qvaf")  # quick to compile
 SMALL = ["--task", "toy_sin2", "--n-train", "100", "--batch", "0", "--arg", "x=1"]
 
 

@@ -19,8 +19,9 @@ from qvaf.runtime.cli import main
 from qvaf.runtime.data import load_task
 from qvaf.runtime.train import TrainConfig, fit
 
+from _runtime_models import TINY
+
 DARUAN = os.path.join(os.path.dirname(__file__), "..", "specs", "ansatz", "daruan.qvaf")
-TINY = os.path.join(os.path.dirname(__file__), "data", "tiny.qvaf")  # quick to compile
 
 
 @pytest.mark.parametrize("hidden, batch, reps", [(64, 128, 1), (64, 64, 3)])

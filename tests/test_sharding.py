@@ -22,6 +22,8 @@ from qvaf import QvafError
 from qvaf.runtime import sharding as S
 from qvaf.runtime.run import specs_dir
 
+from _runtime_models import TINY
+
 HERE = os.path.dirname(__file__)
 ROOT = os.path.dirname(HERE)
 
@@ -76,7 +78,7 @@ def test_four_cpu_devices(tmp_path):
 
 def test_cli_trains_on_four_devices_and_resumes_on_one(tmp_path):
     out = str(tmp_path / "run")
-    spec = os.path.join(HERE, "data", "tiny.qvaf")  # what is checked does not depend on the network's size
+    spec = TINY
     common = ["-m", "qvaf", "train"]
     first = _run([*common, spec, "--task", "toy_sin2", "--n-train", "60", "--batch", "30", "--steps", "6",
                   "--eval-every", "3", "--devices", "4", "--out", out, "--json"])
