@@ -205,7 +205,7 @@ FOLDED_BATCH = (Circuit((GateOp(Op.RZ, (Input(),)),
 
 # 120 derandomised examples: every feature of the generator appears in them (each of the 14
 # gates, x and the three kinds of data angle, reps 0..3, each of the 12 readout x grouping pairs)
-@settings(max_examples=120, deadline=None, derandomize=True,
+@settings(max_examples=120, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(random_ansatz())
 @example(FOLDED_BATCH)
@@ -226,7 +226,7 @@ def test_random_ansatz_matches_numpy_statevector(example):
         np.testing.assert_allclose(np.asarray(got_g[name]), g, rtol=0, atol=tol, err_msg=name)
 
 
-@settings(max_examples=8, deadline=None, derandomize=True,
+@settings(max_examples=8, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(random_ansatz())
 def test_random_ansatz_jit_matches_eager(example):
@@ -242,7 +242,7 @@ def test_random_ansatz_jit_matches_eager(example):
                                    rtol=0, atol=1e-12, err_msg=name)
 
 
-@settings(max_examples=30, deadline=None, derandomize=True,
+@settings(max_examples=30, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(random_ansatz())
 def test_random_ansatz_float32(example):
@@ -255,7 +255,7 @@ def test_random_ansatz_float32(example):
     np.testing.assert_allclose(np.asarray(got, np.float64), want, rtol=0, atol=1e-5)
 
 
-@settings(max_examples=20, deadline=None, derandomize=True,
+@settings(max_examples=20, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(random_ansatz())
 def test_random_ansatz_matches_pennylane(example):

@@ -107,7 +107,7 @@ def _uploads(circuit):
     return sum(1 for g, _ in flatten_ops(circuit) for a in g.angles if depends_on_input(a))
 
 
-@settings(max_examples=200, deadline=None, derandomize=True,
+@settings(max_examples=200, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(random_ansatz())
 def test_random_ansatz_spectra_match_statevector(example):

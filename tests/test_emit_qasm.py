@@ -133,7 +133,7 @@ def test_optimised_programs_are_shorter_than_written():
 # ----------------------------------------------------------------------------- random ansätze
 
 
-@settings(max_examples=104, deadline=None, derandomize=True,
+@settings(max_examples=104, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(random_ansatz())
 def test_random_ansatz_programs_match_jax(example):
