@@ -17,6 +17,8 @@ from __future__ import annotations
 import importlib
 import os
 import pkgutil
+import tomllib
+from pathlib import Path
 
 import jax
 from hypothesis import settings
@@ -25,8 +27,12 @@ jax.config.update("jax_enable_x64", True)
 
 
 def _import_every_module() -> None:
-    packages = ["qvaf", "qvaf.dsl", "qvaf.compiler", "qvaf.runtime"]  # folders of their own
-    for package in packages:
+    root = Path(__file__).resolve().parents[1]
+    with open(root / "pyproject.toml", "rb") as fh:
+        folders = tomllib.load(fh)["tool"]["setuptools"]["package-dir"]  # package -> its folder
+    for package, folder in folders.items():
+        if not (root / folder / "__init__.py").is_file():  # data only (qvaf.specs)
+            continue
         module = importlib.import_module(package)
         for info in pkgutil.walk_packages(module.__path__, package + "."):
             if info.name.rsplit(".", 1)[-1] == "__main__":
