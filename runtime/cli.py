@@ -5,6 +5,11 @@ this table is the only place that lists them. Modules are imported when their co
 so ``qvaf --help`` stays fast. Every :class:`~qvaf.QvafError` ends in a message and exit
 status 2, never a traceback; so does a misspelled option (with the closest real one).
 
+At start-up, before JAX is imported, a command sets two things for its process: JAX's 64-bit
+mode when it computes in float64 (:func:`set_precision`) and the persistent compilation cache
+that keeps compiled programs between runs (:mod:`.compile_cache`, ``QVAF_COMPILE_CACHE=off``
+turns it off).
+
 When stdout is closed early (``qvaf tasks | head -2``) a command stops quietly with the exit
 status of a process ended by SIGPIPE (128 + 13 = 141), as Unix tools do; Ctrl-C ends with 130.
 """
@@ -142,6 +147,10 @@ def _main(argv) -> int:
         message = unknown_option_message(args.subcommands[args.command], extras)
         print(f"qvaf {args.command}: {message}", file=sys.stderr)
         return 2
+    if "jax" not in sys.modules:  # a fresh process (main() called from Python keeps its own JAX setup)
+        from .compile_cache import configure
+
+        configure()
     set_precision(args)
     with warnings.catch_warnings():
         warnings.showwarning = lambda *a, **k: _show_warning(*a, **k, command=args.command)
