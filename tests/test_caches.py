@@ -20,12 +20,15 @@ from qvaf.dsl import program_from_text
 from qvaf.runtime import train as T
 from qvaf.runtime.data import Dataset
 
+#: a trainable pre-activation per re-upload, so the layers run the per-sample adjoint kernel
+#: (whose cores are cached) rather than the Fourier form
 ANSATZ = """
 ansatz a(reps: int = 1) {
     param theta[reps + 1] ~ normal(0, 1)
+    param w[reps] ~ normal(1, 0.3)
     for l in 0..reps {
         ry(theta[l])
-        rz(x)
+        rz(w[l] * x)
     }
     ry(theta[reps])
     measure z

@@ -22,7 +22,8 @@ exceeds L), computed per edge, never per sample. The layer output
 is then one matrix product of the per-sample features ``F = [1, cos g, sin g, ..., sin Lg]``
 (``[B, in, 2L+1]``, shared by every output) with the weighted coefficients, and its gradient
 is two more. Nothing of shape ``[B, out, in]`` is formed, forward or backward; JAX
-differentiates all of it (the circuit at the nodes through :mod:`._adjoint`).
+differentiates all of it (the circuit at the nodes is a short chain of per-edge products,
+:func:`.jax_backend.at_nodes`).
 """
 
 from __future__ import annotations

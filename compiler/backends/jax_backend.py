@@ -129,7 +129,11 @@ def _segments(steps, p, dtype):
             m = mat if m is None else _so3.matmul(mat, m)
             continue
         if not depends_on_input(step.angle):
-            c, s = _so3.sincos(jnp.asarray(evaluate(step.angle, None, p, jnp, step.env), dtype))
+            # per edge, not per sample: XLA's own cos/sin (one op each; the fused float32
+            # polynomial of _so3.sincos is for the per-sample angles, where XLA's does not
+            # vectorise, and copied into every consumer here it only makes the program larger)
+            angle = jnp.asarray(evaluate(step.angle, None, p, jnp, step.env), dtype)
+            c, s = jnp.cos(angle), jnp.sin(angle)
             mat = _so3.rot_matrix(step.axis, c, s)
             m = mat if m is None else _so3.matmul(mat, m)
             continue
@@ -217,6 +221,27 @@ def shared_encoding(node: KanNode, steps):
     return first, len(uploads)
 
 
+def at_nodes(v0, plan, degree: int, row: int, dtype):
+    """The readout of the circuit at the Fourier nodes ``t_j`` (:func:`._fourier.nodes`) for
+    every data angle: ``[nodes, O' or 1, in or 1]``.
+
+    The nodes are constants, so their cos/sin are too (computed in float64 at trace time), and
+    what remains is a short chain of per-edge products on ``[nodes, O', in]`` arrays that JAX
+    differentiates itself: the adjoint kernel (:mod:`._adjoint`) is for per-sample arrays, and
+    at this size its recomputed cos/sin only make the program larger.
+    """
+    import jax.numpy as jnp
+
+    t = _fourier.nodes(degree)[:, None, None]
+    c, s = jnp.asarray(np.cos(t), dtype), jnp.asarray(np.sin(t), dtype)
+    r = v0
+    for axis, m in plan:
+        r = _so3.rotate(axis, r, c, s)
+        if m is not None:
+            r = _so3.apply(m, r)
+    return r[row]
+
+
 def layer_output(node: KanNode, layer_params, x, dtype):
     """A kan layer's output ``[B, out]`` through the Fourier form of its edges
     (:mod:`._fourier`), or None where the layer has none (its edges are then evaluated one by
@@ -234,11 +259,8 @@ def layer_output(node: KanNode, layer_params, x, dtype):
     encoding, degree = shared
     p = _common.edge_params(node, layer_params, jnp, dtype)
     # the circuit at the 2L + 1 nodes, per edge: [nodes, O', in]
-    t = jnp.asarray(_fourier.nodes(degree), dtype)[:, None, None]
     v0, plan, _ = _segments(steps, p, dtype)
-    uploads = _uploads(plan, [t] * degree)
-    values = _adjoint.run(v0, uploads, _READ_ROW[node.kernel.observable], dtype)
-    values = jnp.asarray(values, dtype)  # reads every node's cos/sin: [nodes, O' or 1, in or 1]
+    values = jnp.asarray(at_nodes(v0, plan, degree, _READ_ROW[node.kernel.observable], dtype), dtype)
     coeffs = jnp.einsum("kj,joi->koi", jnp.asarray(_fourier.dft_matrix(degree), dtype), values)
     coeffs = jnp.broadcast_to(coeffs, (coeffs.shape[0], node.out_width, node.in_width))
     g = jnp.asarray(evaluate(encoding.angle, x, p, jnp, encoding.env), dtype)
