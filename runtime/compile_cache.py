@@ -1,8 +1,8 @@
 """Compiled programs kept between runs of the ``qvaf`` command: JAX's persistent compilation cache.
 
 A fit's start-up is mostly XLA compiling its training program (one to a few seconds on a CPU);
-with the cache, the second ``qvaf train`` of a spec, a resumed run, or an ``eval`` of a trained
-one loads the program instead. The cache is keyed by the program and the JAX/XLA versions and
+with the cache, the second ``qvaf train`` of a spec or a resumed run loads the program
+instead (an ``eval`` compiles only small programs and gains little). The cache is keyed by the program and the JAX/XLA versions and
 flags, so a loaded executable is the one a fresh compilation would build: results are the same
 bit for bit.
 
@@ -39,8 +39,8 @@ def configure(environ: MutableMapping[str, str] = os.environ, limit: int = LIMIT
     when the cache is off or its folder cannot be written (commands then compile as usual)."""
     if environ.get("JAX_COMPILATION_CACHE_DIR"):
         return Path(environ["JAX_COMPILATION_CACHE_DIR"])
-    choice = environ.get("QVAF_COMPILE_CACHE", "")
-    if choice.strip().lower() == "off":
+    choice = environ.get("QVAF_COMPILE_CACHE", "").strip()
+    if choice.lower() == "off":
         return None
     folder = Path(choice) if choice else default_folder(environ)
     try:

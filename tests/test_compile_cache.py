@@ -26,6 +26,8 @@ def test_the_folder_follows_the_environment(tmp_path):
     assert env["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] == "0"  # the user's choice stays
     env = {"JAX_COMPILATION_CACHE_DIR": str(tmp_path / "jax"), "QVAF_COMPILE_CACHE": str(tmp_path / "other")}
     assert C.configure(env) == tmp_path / "jax" and not (tmp_path / "other").exists()
+    env = {"QVAF_COMPILE_CACHE": "  ", "XDG_CACHE_HOME": str(tmp_path / "blank")}  # blank: the default
+    assert C.configure(env) == tmp_path / "blank" / "qvaf" / "xla"
     for off in ("off", "OFF", " off "):
         env = {"QVAF_COMPILE_CACHE": off, "XDG_CACHE_HOME": str(tmp_path / "never")}
         assert C.configure(env) is None and "JAX_COMPILATION_CACHE_DIR" not in env
