@@ -9,7 +9,8 @@ bit for bit.
 ``QVAF_COMPILE_CACHE`` chooses the folder: unset, ``$XDG_CACHE_HOME/qvaf/xla`` (or
 ``~/.cache/qvaf/xla``); ``off``, no cache. A ``JAX_COMPILATION_CACHE_DIR`` the user has set wins
 over both. Programs that compile in under :data:`MIN_COMPILE_SECONDS` are not kept. Past
-:data:`LIMIT_BYTES` a command starts by deleting the oldest entries, down to half of it.
+:data:`LIMIT_BYTES` a command starts by deleting the oldest entries, down to half of it
+("oldest" by when they were written: JAX does not touch a file it reads).
 
 Only the command line turns this on (it owns its process; it does so through JAX's environment
 variables, before JAX is imported); the library never does.
