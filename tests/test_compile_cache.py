@@ -64,6 +64,7 @@ def test_the_test_session_shares_one_cache_with_its_subprocesses():
 def _train(out, cache):
     env = {k: v for k, v in os.environ.items() if not k.startswith("JAX_COMPILATION_CACHE")}
     env["QVAF_COMPILE_CACHE"] = str(cache)
+    env["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"  # keep every program, however fast the machine
     done = subprocess.run([sys.executable, "-m", "qvaf", "train", TINY, "--task", "toy_sin2", "--n-train", "40",
                            "--batch", "0", "--steps", "3", "--eval-every", "1", "--json", "--out", str(out)],
                           env=env, capture_output=True, text=True, timeout=300)
